@@ -1,0 +1,359 @@
+"""``fleet``: run a Charge Pro fleet against a CSMS, or serve the reference CSMS.
+
+``fleet run`` starts Locust as a child process with the fleet's locustfile. A child
+keeps gevent's monkey-patching out of this process, which hosts the embedded
+reference CSMS (an asyncio thread) when no ``--csms`` is given, and reads its
+ledger after the run. Every user mistake ends in one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from fleet.scenarios.profile import ProfileError, available, load
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locust" / "locustfile.py"
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
+
+
+class UsageProblem(click.ClickException):
+    """A user mistake: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+def parse_duration(text: str) -> int:
+    """'90', '90s', '2m', '1h30m' -> seconds."""
+    m = _DURATION.match(text.strip())
+    if not text.strip() or m is None or not any(m.groups()):
+        raise UsageProblem(f"--duration: cannot read {text!r} (use e.g. 90s, 2m, 1h30m)")
+    h, mi, s = (int(g) if g else 0 for g in m.groups())
+    total = h * 3600 + mi * 60 + s
+    if total <= 0:
+        raise UsageProblem("--duration must be more than 0 seconds")
+    return total
+
+
+def check_csms_url(url: str, timeout: float = 3.0) -> None:
+    """Fail early, in one line, when the CSMS URL is malformed or nothing listens there."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise UsageProblem(f"--csms: {url!r} is not a ws:// or wss:// URL")
+    try:
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+    except ValueError:
+        raise UsageProblem(f"--csms: {url!r} has an invalid port") from None
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageProblem(f"--csms: cannot reach {parts.hostname}:{port} ({reason})") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="chargepro-fleet")
+def cli() -> None:
+    """Simulated Schneider Charge Pro stations (OCPP 1.6J) to load-test a CSMS."""
+
+
+def main() -> None:
+    """The ``fleet`` command: click's errors shortened to one line naming the problem."""
+    try:
+        cli.main(prog_name="fleet", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"fleet: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+
+
+@cli.command()
+@click.option(
+    "--csms",
+    "csms_url",
+    metavar="URL",
+    help="CSMS websocket base URL; stations connect to URL/<id>. "
+    "Default: the embedded reference CSMS.",
+)
+@click.option(
+    "--stations",
+    "-u",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Number of stations.",
+)
+@click.option(
+    "--spawn-rate",
+    "-r",
+    type=click.FloatRange(min=0.01),
+    default=20.0,
+    show_default=True,
+    help="Stations brought online per second.",
+)
+@click.option(
+    "--duration",
+    "-t",
+    default="1m",
+    show_default=True,
+    help="Run time (headless), e.g. 90s, 5m, 1h.",
+)
+@click.option(
+    "--profile",
+    "profile_name",
+    default="demo",
+    show_default=True,
+    help="Profile name (profiles/) or YAML path.",
+)
+@click.option(
+    "--headless/--web",
+    default=False,
+    help="Headless run with a summary, or the Locust web UI (default).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Serve Prometheus /metrics on this port (0: off).",
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    default=8089,
+    show_default=True,
+    help="Locust web UI port.",
+)
+@click.option("--seed", type=int, default=None, help="Seed for reproducible runs.")
+@click.option("--station-prefix", default="CP", show_default=True, help="Station id prefix.")
+@click.option(
+    "--csv",
+    "csv_prefix",
+    metavar="PREFIX",
+    help="Write Locust's CSV statistics as PREFIX_stats.csv etc.",
+)
+@click.option(
+    "--html",
+    "html_report",
+    type=click.Path(dir_okay=False),
+    help="Write Locust's HTML report here.",
+)
+@click.option(
+    "--ledger-json",
+    type=click.Path(dir_okay=False),
+    help="Write the reference CSMS ledger summary here (embedded CSMS only).",
+)
+@click.option("--no-validate", is_flag=True, help="Skip OCPP schema validation in the stations.")
+def run(
+    csms_url: str | None,
+    stations: int,
+    spawn_rate: float,
+    duration: str,
+    profile_name: str,
+    headless: bool,
+    metrics_port: int,
+    web_port: int,
+    seed: int | None,
+    station_prefix: str,
+    csv_prefix: str | None,
+    html_report: str | None,
+    ledger_json: str | None,
+    no_validate: bool,
+) -> None:
+    """Run a fleet: headless with a summary and an exit code, or in the Locust web UI."""
+    seconds = parse_duration(duration)
+    try:
+        profile = load(profile_name)
+    except ProfileError as exc:
+        raise UsageProblem(str(exc)) from None
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", station_prefix):
+        raise UsageProblem("--station-prefix: 1..16 letters, digits, '.', '_' or '-'")
+
+    csms = None
+    if csms_url is None:
+        from fleet.csms.server import CsmsThread
+
+        csms = CsmsThread(accepted_tags=profile.id_tags)
+        url = csms.start()
+        click.echo(f"fleet: embedded reference CSMS at {url}", err=True)
+    else:
+        check_csms_url(csms_url)
+        url = csms_url
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--host",
+        url,
+        "--fleet-profile",
+        str(profile.path),
+        "--fleet-station-prefix",
+        station_prefix,
+        "--users",
+        str(stations),
+        "--spawn-rate",
+        str(spawn_rate),
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(web_port),
+    ]
+    if headless:
+        cmd += ["--headless", "--run-time", f"{seconds}s", "--only-summary"]
+    if metrics_port:
+        cmd += ["--fleet-metrics-port", str(metrics_port)]
+    if seed is not None:
+        cmd += ["--fleet-seed", str(seed)]
+    if html_report:
+        cmd += ["--html", html_report]
+    if csv_prefix:
+        cmd += ["--csv", csv_prefix]
+    if no_validate:
+        cmd += ["--fleet-no-validate"]
+    if not headless:
+        click.echo(f"fleet: Locust web UI at http://127.0.0.1:{web_port}", err=True)
+
+    code = _run_child(cmd)
+    if csms is not None:
+        code = max(code, _report_ledger(csms, ledger_json))
+        csms.stop()
+    sys.exit(code)
+
+
+def _run_child(cmd: list[str]) -> int:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return 130
+
+
+def _report_ledger(csms: Any, path: str | None) -> int:
+    """Print what the reference CSMS received; non-zero if it found inconsistencies."""
+    summary = csms.ledger.summary()
+    problems = csms.ledger.check()
+    click.echo("")
+    click.echo("Reference CSMS ledger")
+    click.echo(
+        f"  stations {summary['stations']}  boots {summary['boots']}  "
+        f"heartbeats {summary['heartbeats']}  "
+        f"status notifications {summary['status_notifications']}"
+    )
+    click.echo(
+        f"  transactions started {summary['transactions_started']}  "
+        f"stopped {summary['transactions_stopped']}  still open {summary['transactions_active']}"
+    )
+    click.echo(
+        f"  energy delivered {summary['energy_wh'] / 1000:.1f} kWh  "
+        f"meter samples {summary['meter_value_samples']}  messages {summary['messages_total']}"
+    )
+    click.echo(f"  consistency problems {len(problems)}")
+    for line in problems[:10]:
+        click.echo(f"    {line}")
+    if path:
+        Path(path).write_text(json.dumps({"summary": summary, "problems": problems}, indent=2))
+    return 1 if problems else 0
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=9000, show_default=True)
+@click.option("--accept-tag", "accept_tags", multiple=True, help="An idTag to accept (repeatable).")
+@click.option("--accept-all", is_flag=True, help="Accept every idTag.")
+@click.option("--profile", "profile_name", help="Accept the id tags of this profile.")
+@click.option(
+    "--boot-status",
+    type=click.Choice(["Accepted", "Pending", "Rejected"]),
+    default="Accepted",
+    show_default=True,
+)
+@click.option("--heartbeat-interval", type=click.IntRange(min=0), default=60, show_default=True)
+def csms(
+    host: str,
+    port: int,
+    accept_tags: tuple[str, ...],
+    accept_all: bool,
+    profile_name: str | None,
+    boot_status: str,
+    heartbeat_interval: int,
+) -> None:
+    """Serve the reference CSMS (the one `fleet run` embeds) until Ctrl-C."""
+    from fleet.csms.server import serve_forever
+
+    tags = list(accept_tags)
+    if profile_name:
+        try:
+            tags += load(profile_name).id_tags
+        except ProfileError as exc:
+            raise UsageProblem(str(exc)) from None
+    try:
+        asyncio.run(
+            serve_forever(
+                host,
+                port,
+                accepted_tags=tags,
+                accept_all_tags=accept_all,
+                boot_status=boot_status,
+                heartbeat_interval=heartbeat_interval,
+            )
+        )
+    except OSError as exc:
+        raise UsageProblem(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.group()
+def profiles() -> None:
+    """List and validate fleet profiles."""
+
+
+@profiles.command("list")
+def profiles_list() -> None:
+    """Show the shipped profiles."""
+    for path in available():
+        try:
+            p = load(str(path))
+            click.echo(f"{p.name:<16} {p.description}")
+        except ProfileError as exc:
+            click.echo(f"{path.stem:<16} INVALID: {exc}")
+
+
+@profiles.command("validate")
+@click.argument("files", nargs=-1, required=True)
+def profiles_validate(files: tuple[str, ...]) -> None:
+    """Check profile files; one line per problem, exit 2 if any."""
+    bad = 0
+    for name in files:
+        try:
+            p = load(name)
+            click.echo(f"{p.path}: ok")
+        except ProfileError as exc:
+            click.echo(f"fleet: {exc}", err=True)
+            bad += 1
+    if bad:
+        sys.exit(2)

@@ -1,0 +1,91 @@
+"""The stations of one process, their shared clock, counters and sample outlet."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from fleet.engine.link import StationLink
+from fleet.metrics.stats import FleetStats
+from fleet.model.station import Station
+
+Sample = tuple[str, float, int, str | None]
+"""(action, round trip in seconds, response size in bytes, error or None)."""
+
+
+class Fleet:
+    """Owns every :class:`StationLink` on one event loop; lives on the loop thread.
+
+    Samples of station-initiated exchanges go to ``samples``, a deque that another
+    thread (Locust's greenlet) may drain: deque appends and pops are thread-safe.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        stats: FleetStats | None = None,
+        validate: bool = True,
+        keep_samples: bool = True,
+        seed: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.loop = loop
+        self.stats = stats if stats is not None else FleetStats()
+        self.validate = validate
+        self.samples: deque[Sample] | None = deque() if keep_samples else None
+        self.rng = random.Random(seed)
+        self.ssl_context = ssl_context
+        self.links: dict[str, StationLink] = {}
+        # The model works in Unix time (timestamps in messages); timers use the
+        # loop's monotonic clock. One offset, taken once, maps between them.
+        self.clock_offset = time.time() - loop.time()
+
+    def now(self) -> float:
+        """Unix time, read from the loop's monotonic clock."""
+        return self.loop.time() + self.clock_offset
+
+    def sample(self, action: str, seconds: float, size: int, error: str | None) -> None:
+        if self.samples is not None:
+            self.samples.append((action, seconds, size, error))
+
+    def add(
+        self,
+        station: Station,
+        url: str,
+        behaviour_factory: Callable[[StationLink], Any] | None = None,
+    ) -> StationLink:
+        """Bring a station online (call on the loop thread)."""
+        if station.identity in self.links:
+            raise ValueError(f"station {station.identity!r} is already running")
+        link = StationLink(
+            self,
+            station,
+            url,
+            ssl_context=self.ssl_context,
+            rng=random.Random(self.rng.getrandbits(64)),
+        )
+        if behaviour_factory is not None:
+            link.behaviour = behaviour_factory(link)
+        self.links[station.identity] = link
+        link.start()
+        return link
+
+    def remove(self, identity: str) -> None:
+        """Take a station offline cleanly (call on the loop thread)."""
+        link = self.links.get(identity)
+        if link is not None:
+            link.stop()
+
+    def forget(self, link: StationLink) -> None:
+        if self.links.get(link.station.identity) is link:
+            del self.links[link.station.identity]
+
+    def stop_all(self) -> None:
+        for link in list(self.links.values()):
+            link.stop()

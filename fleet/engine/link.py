@@ -1,0 +1,518 @@
+"""One station's connection: websocket, OCPP-J endpoint and model, on the loop.
+
+Each station is an ``asyncio.Protocol`` that drives websockets' sans-I/O
+``ClientProtocol`` directly. There is no task and no ``await`` per message: bytes
+arrive in ``data_received``, frames become OCPP events, the model decides, and
+replies are written to the transport before the callback returns. Time-driven work
+(heartbeats, meter samples, retries, RPC timeouts) shares one timer handle per
+station, set to the model's next wake-up. This is what keeps a station at a few
+tens of microseconds per exchange and a few tens of KB idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+from websockets.uri import WebSocketURI, parse_uri
+
+from fleet.model.station import CSMS_ACTIONS, Station
+from fleet.protocol import errors
+from fleet.protocol.errors import OcppError
+from fleet.protocol.rpc import Answered, Dropped, Failed, IncomingCall, Rejected, RpcEndpoint
+
+if TYPE_CHECKING:
+    from fleet.engine.fleet import Fleet
+
+log = logging.getLogger("fleet.link")
+
+SUBPROTOCOL = Subprotocol("ocpp1.6")
+MAX_MESSAGE = 1 << 20
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 60.0
+
+_IDLE, _CONNECTING, _OPEN, _STOPPED = range(4)
+
+
+def _rejection(action: str, payload: dict[str, Any]) -> str | None:
+    """A CALLRESULT whose status means the CSMS said no (a failure for Locust)."""
+    if action == "BootNotification":
+        status = payload.get("status")
+        return None if status != "Rejected" else "BootNotification Rejected"
+    if action in ("Authorize", "StartTransaction"):
+        status = payload.get("idTagInfo", {}).get("status")
+        return None if status == "Accepted" else f"idTagInfo {status}"
+    if action == "DataTransfer":
+        status = payload.get("status")
+        return None if status == "Accepted" else f"DataTransfer {status}"
+    return None
+
+
+def _outcome(payload: dict[str, Any]) -> str:
+    status = payload.get("status")
+    return status if isinstance(status, str) else "Answered"
+
+
+class StationLink(asyncio.Protocol):
+    """Connects a :class:`Station` to its CSMS and keeps it connected."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        station: Station,
+        url: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self.station = station
+        self.url = url
+        self.uri: WebSocketURI = parse_uri(url)
+        self.ssl_context = ssl_context
+        self.rng = rng or random.Random()
+        self.rpc = RpcEndpoint(
+            CSMS_ACTIONS,
+            timeout=float(station.config.get_int("WebsocketRequestTimeout")),
+            validate=fleet.validate,
+        )
+        self.state = _IDLE
+        self.ws: ClientProtocol | None = None
+        self.transport: asyncio.Transport | None = None
+        self.behaviour: Any = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._aux_timer: asyncio.TimerHandle | None = None  # connect/handshake/backoff
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._awaiting_pong = False
+        self._fragments: list[bytes] = []
+        self._attempt = 0
+        self._ever_connected = False
+        self._boot_status: str | None = None
+        station.observer = self
+        station.config.set_internal("SupervisionUrl", url[:255])
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        stats = self.fleet.stats
+        stats.stations_started += 1
+        for conn in self.station.connectors:
+            stats.connectors[(conn.connector_id, conn.status)] += 1
+        self._connect()
+
+    def stop(self) -> None:
+        """Take the station offline cleanly (close frame 1000) and forget it."""
+        if self.state == _STOPPED:
+            return
+        was_open = self.state == _OPEN
+        self.state = _STOPPED
+        self._cancel_timers()
+        if self.behaviour is not None:
+            self.behaviour.stop()
+        ws, transport = self.ws, self.transport
+        if ws is not None and transport is not None and was_open:
+            try:
+                ws.send_close(1000, "station stopped")
+                self._flush()
+            except Exception:  # the peer may already be gone
+                pass
+        if transport is not None:
+            transport.close()
+        if was_open:
+            self._went_offline()
+        stats = self.fleet.stats
+        stats.stations_started -= 1
+        for conn in self.station.connectors:
+            stats.connectors[(conn.connector_id, conn.status)] -= 1
+        if self._boot_status is not None:
+            stats.boot_status[self._boot_status] -= 1
+        self.fleet.forget(self)
+
+    def _cancel_timers(self) -> None:
+        for handle in (self._timer, self._aux_timer, self._ping_timer):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._aux_timer = self._ping_timer = None
+
+    # -- connecting ------------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self.state == _STOPPED:
+            return
+        self.state = _CONNECTING
+        self.fleet.loop.create_task(self._open())
+
+    async def _open(self) -> None:
+        uri = self.uri
+        timeout = float(self.station.config.get_int("WebsocketConnectionTimeout"))
+        loop = self.fleet.loop
+        self._aux_timer = loop.call_later(timeout, self._handshake_timeout)
+        try:
+            await loop.create_connection(
+                lambda: self,
+                uri.host,
+                uri.port,
+                ssl=(self.ssl_context or True) if uri.secure else None,
+                server_hostname=uri.host if uri.secure else None,
+            )
+        except ssl.SSLError as exc:
+            self._connect_failed("tls", exc)
+        except OSError as exc:
+            self._connect_failed(
+                "refused" if isinstance(exc, ConnectionRefusedError) else "network", exc
+            )
+        except asyncio.CancelledError:
+            pass
+
+    def _handshake_timeout(self) -> None:
+        self._aux_timer = None
+        if self.state == _CONNECTING:
+            if self.transport is not None:
+                self.transport.abort()
+            self._connect_failed("timeout", None)
+
+    def _connect_failed(self, reason: str, exc: BaseException | None) -> None:
+        if self.state != _CONNECTING:
+            return
+        self.fleet.stats.connect_failures[reason] += 1
+        if self._attempt == 0:
+            log.warning(
+                "%s: cannot connect to %s (%s: %s)", self.station.identity, self.url, reason, exc
+            )
+        self._retry_later()
+
+    def _retry_later(self) -> None:
+        if self.state == _STOPPED:
+            return
+        self.state = _IDLE
+        self.transport = None
+        self.ws = None
+        if self._aux_timer is not None:
+            self._aux_timer.cancel()
+        delay = min(BACKOFF_CAP, BACKOFF_BASE * (2.0**self._attempt)) * self.rng.uniform(0.5, 1.0)
+        self._attempt += 1
+        self._aux_timer = self.fleet.loop.call_later(delay, self._connect)
+        self._pump()  # the model keeps running offline (meter samples, timeouts)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        if self.state != _CONNECTING:
+            transport.abort()
+            return
+        self.transport = transport
+        ws = self.ws = ClientProtocol(self.uri, subprotocols=[SUBPROTOCOL], max_size=MAX_MESSAGE)
+        request = ws.connect()
+        request.headers["User-Agent"] = "chargepro-fleet"
+        ws.send_request(request)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state == _STOPPED:
+            return
+        if self.state == _CONNECTING:
+            self._connect_failed("closed during handshake", exc)
+            return
+        if self.state == _OPEN:
+            self._went_offline()
+            self._retry_later()
+
+    def _went_offline(self) -> None:
+        stats = self.fleet.stats
+        stats.stations_connected -= 1
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        self.rpc.reset()
+        self.station.disconnected(self.fleet.now())
+
+    def _opened(self, response: Response) -> None:
+        ws = self.ws
+        assert ws is not None
+        if ws.handshake_exc is not None or ws.subprotocol != SUBPROTOCOL:
+            reason = (
+                f"HTTP {response.status_code}"
+                if ws.handshake_exc is not None
+                else "no ocpp1.6 subprotocol"
+            )
+            log.debug("%s: handshake refused: %s", self.station.identity, reason)
+            if self.transport is not None:
+                self.transport.abort()
+            self._connect_failed(reason, ws.handshake_exc)
+            return
+        if self._aux_timer is not None:
+            self._aux_timer.cancel()
+            self._aux_timer = None
+        self.state = _OPEN
+        self._attempt = 0
+        stats = self.fleet.stats
+        stats.stations_connected += 1
+        if self._ever_connected:
+            stats.reconnects += 1
+        self._ever_connected = True
+        self._schedule_ping()
+        self.station.connected(self.fleet.now())
+        self._pump()
+
+    # -- keepalive (WebSocketPingInterval) --------------------------------------
+
+    def _schedule_ping(self) -> None:
+        interval = self.station.config.get_int("WebSocketPingInterval")
+        if interval > 0:
+            self._ping_timer = self.fleet.loop.call_later(interval, self._ping)
+
+    def _ping(self) -> None:
+        self._ping_timer = None
+        if self.state != _OPEN or self.ws is None:
+            return
+        if self._awaiting_pong:
+            # A whole interval without a pong: the link is dead even if TCP is not.
+            self.fleet.stats.connect_failures["ping timeout"] += 1
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        self._awaiting_pong = True
+        self.ws.send_ping(b"")
+        self._flush()
+        self._schedule_ping()
+
+    # -- bytes in --------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Frame):
+                self._frame(event)
+            elif isinstance(event, Response):
+                self._opened(event)
+        self._flush()
+        if ws.state is State.CLOSED and self.transport is not None:
+            self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        if self.ws is not None:
+            self.ws.receive_eof()
+        return None
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+            if not frame.fin:
+                self._fragments.append(frame.data)
+                return
+            data = frame.data
+            if self._fragments:
+                self._fragments.append(data)
+                data = b"".join(self._fragments)
+                self._fragments.clear()
+                opcode = Opcode.TEXT if opcode is Opcode.CONT else opcode
+            if opcode is Opcode.BINARY:
+                # OCPP-J is text only; answer as for any frame we cannot parse.
+                self.fleet.stats.inbound_errors[("", "binary frame")] += 1
+            if self.state == _OPEN:
+                self._message(data)
+        elif opcode is Opcode.PONG:
+            self._awaiting_pong = False
+
+    def _message(self, data: bytes) -> None:
+        fleet = self.fleet
+        stats = fleet.stats
+        now = fleet.now()
+        event = self.rpc.receive(data, now)
+        station = self.station
+        if isinstance(event, IncomingCall):
+            action = event.action
+            stats.messages[(action, "received", "csms")] += 1
+            if station.boot_status == "Rejected":
+                # OCPP 1.6 4.2: a rejected station sends nothing until its next boot.
+                stats.ignored["call while boot rejected"] += 1
+            else:
+                self._write(self._answer(event, now))
+        elif isinstance(event, Answered):
+            action = event.action
+            stats.messages[(action, "received", "station")] += 1
+            stats.round_trip[action].observe(event.round_trip)
+            before = station.boot_status
+            station.on_answer(event.payload, now)
+            if action == "BootNotification":
+                self._boot_answered(before)
+            fleet.sample(action, event.round_trip, len(data), _rejection(action, event.payload))
+        elif isinstance(event, Failed):
+            self._failed(event, now)
+        elif isinstance(event, Rejected):
+            stats.inbound_errors[(event.action, event.code)] += 1
+            self._write(event.reply)
+        elif isinstance(event, Dropped):
+            stats.ignored[event.reason] += 1
+        self._pump()
+
+    def _answer(self, event: IncomingCall, now: float) -> bytes:
+        """The one answer to a CSMS CALL: a CALLRESULT, or a CALLERROR with OCPP's code."""
+        stats = self.fleet.stats
+        action = event.action
+        stats.messages[(action, "sent", "csms")] += 1
+        try:
+            result = self.station.handle_call(action, event.payload, now)
+        except OcppError as exc:
+            stats.csms_calls[(action, exc.code)] += 1
+            return self.rpc.reply_error(event, exc)
+        except Exception as exc:  # a model bug must not kill the station
+            log.exception("%s: %s handler failed", self.station.identity, action)
+            return self._internal_error(event, type(exc).__name__)
+        try:
+            out = self.rpc.reply(event, result)
+        except OcppError as exc:
+            # Our own answer broke the schema: our bug, not the CSMS's.
+            log.error("%s: invalid %s answer: %s", self.station.identity, action, exc)
+            return self._internal_error(event, f"invalid answer: {exc.description}")
+        stats.csms_calls[(action, _outcome(result))] += 1
+        return out
+
+    def _internal_error(self, event: IncomingCall, description: str) -> bytes:
+        self.fleet.stats.csms_calls[(event.action, errors.INTERNAL_ERROR)] += 1
+        return self.rpc.reply_error(event, OcppError(errors.INTERNAL_ERROR, description))
+
+    def _failed(self, event: Failed, now: float) -> None:
+        stats = self.fleet.stats
+        if event.timeout:
+            stats.timeouts[event.action] += 1
+            error = "timeout"
+        else:
+            stats.messages[(event.action, "received", "station")] += 1
+            stats.callerrors[(event.action, event.code)] += 1
+            error = f"CALLERROR {event.code}"
+        stats.round_trip[event.action].observe(event.round_trip)
+        self.station.on_failure(event.timeout, now)
+        self.fleet.sample(event.action, event.round_trip, 0, error)
+
+    def _boot_answered(self, before: str | None) -> None:
+        after = self.station.boot_status
+        stats = self.fleet.stats
+        if self._boot_status is not None:
+            stats.boot_status[self._boot_status] -= 1
+        if after is not None:
+            stats.boot_status[after] += 1
+        self._boot_status = after
+        if after == "Accepted" and before != "Accepted" and self.behaviour is not None:
+            self.behaviour.booted()
+
+    # -- bytes out -------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        ws = self.ws
+        if ws is None or ws.state is not State.OPEN:
+            return
+        ws.send_text(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        ws, transport = self.ws, self.transport
+        if ws is None or transport is None:
+            return
+        for chunk in ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof():
+                transport.write_eof()
+
+    # -- the model's clock -----------------------------------------------------
+
+    def _pump(self) -> None:
+        """Let the model act: time-driven work, then as many CALLs as it may send."""
+        if self.state == _STOPPED:
+            return
+        fleet = self.fleet
+        now = fleet.now()
+        station = self.station
+        station.advance(now)
+        rpc = self.rpc
+        if self.state == _OPEN:
+            failed = rpc.check_timeout(now)
+            if failed is not None:
+                self._failed(failed, now)
+            if not rpc.busy:
+                msg = station.next_message(now)
+                if msg is not None:
+                    self.fleet.stats.messages[(msg.action, "sent", "station")] += 1
+                    try:
+                        self._write(rpc.call(msg.action, msg.payload, now))
+                    except OcppError:
+                        # Our own payload broke the schema: a model bug; fail it loudly.
+                        log.exception("%s: invalid %s", station.identity, msg.action)
+                        station.on_failure(False, now)
+        wake = station.next_wakeup()
+        deadline = rpc.deadline
+        if deadline is not None and (wake is None or deadline < wake):
+            wake = deadline
+        self._set_timer(wake)
+
+    def _set_timer(self, wake: float | None) -> None:
+        timer = self._timer
+        if wake is None:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            return
+        loop_at = wake - self.fleet.clock_offset
+        if timer is not None:
+            if self._timer_at <= loop_at and not timer.cancelled():
+                return  # an earlier wake-up is already set; it will re-arm
+            timer.cancel()
+        self._timer_at = loop_at
+        self._timer = self.fleet.loop.call_at(loop_at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._pump()
+
+    # -- hardware events from scenarios -----------------------------------------
+
+    def hardware(self, event: Callable[[float], None]) -> None:
+        """Apply a hardware event (``station.plug_in`` and the like) now, then act on it."""
+        if self.state == _STOPPED:
+            return
+        event(self.fleet.now())
+        self._pump()
+
+    # -- Observer: what the model reports ---------------------------------------
+
+    def status_changed(self, connector_id: int, old: str, new: str) -> None:
+        connectors = self.fleet.stats.connectors
+        connectors[(connector_id, old)] -= 1
+        connectors[(connector_id, new)] += 1
+
+    def transaction_started(self, connector_id: int, id_tag: str) -> None:
+        stats = self.fleet.stats
+        stats.transactions_active += 1
+        stats.transactions_started += 1
+
+    def transaction_stopped(self, connector_id: int, reason: str, energy_wh: float) -> None:
+        stats = self.fleet.stats
+        stats.transactions_active -= 1
+        stats.transactions_stopped += 1
+        if self.behaviour is not None:
+            self.behaviour.transaction_stopped(reason)
+
+    def energy_delivered(self, wh: float) -> None:
+        self.fleet.stats.energy_wh += wh
+
+    def remote_start(self, connector_id: int, id_tag: str) -> None:
+        if self.behaviour is not None:
+            self.behaviour.remote_start(id_tag)
+
+    def authorization(self, id_tag: str, status: str) -> None:
+        if self.behaviour is not None:
+            self.behaviour.authorization(id_tag, status)

@@ -1,0 +1,178 @@
+"""Between Locust (gevent) and the fleet's event loop (asyncio, its own OS thread).
+
+One :class:`Bridge` per Locust process, created by the first user that starts, so
+after ``--processes`` has forked. Locust to loop: ``loop.call_soon_threadsafe``.
+Loop to Locust: samples go into a deque (thread-safe appends) that a greenlet
+drains into ``events.request.fire``, which is not thread-safe and must run on the
+gevent hub. Nothing in the loop thread touches a gevent object.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from fleet.engine.fleet import Fleet
+from fleet.engine.loop import LoopThread
+from fleet.metrics import exporter
+from fleet.metrics.stats import FleetStats
+from fleet.model.config import ConfigStore
+from fleet.model.station import BootInfo, Station
+from fleet.scenarios import behaviour
+from fleet.scenarios.profile import Profile, load
+
+log = logging.getLogger("fleet.locust")
+
+REQUEST_TYPE = "OCPP"
+DRAIN_EVERY = 0.05
+
+
+class OcppFailure(Exception):
+    """How a failed exchange shows in Locust's failure table (grouped by message)."""
+
+
+class Bridge:
+    """The fleet of one Locust process."""
+
+    _instance: Bridge | None = None
+
+    def __init__(self, environment: Environment) -> None:
+        self.env = environment
+        opts = environment.parsed_options
+        self.profile: Profile = load(getattr(opts, "fleet_profile", None) or "demo")
+        self.prefix: str = getattr(opts, "fleet_station_prefix", None) or "CP"
+        seed = getattr(opts, "fleet_seed", None)
+        runner = environment.runner
+        self.worker_index = runner.worker_index if isinstance(runner, WorkerRunner) else None
+        self.rng = random.Random(
+            None if seed is None else (seed, self.worker_index or 0).__hash__()
+        )
+        self.stats = FleetStats()
+        self.thread = LoopThread()
+        self.fleet = Fleet(
+            self.thread.loop,
+            stats=self.stats,
+            validate=not getattr(opts, "fleet_no_validate", False),
+            seed=self.rng.getrandbits(64),
+        )
+        self.thread.start()
+        self._seq = 0
+        self._failures: dict[str, OcppFailure] = {}
+        self._drainer = gevent.spawn(self._drain)
+        events.test_stop.add_listener(self._on_test_stop)
+        events.quitting.add_listener(self._on_quitting)
+
+    @classmethod
+    def get(cls, environment: Environment) -> Bridge:
+        if cls._instance is None or cls._instance.env is not environment:
+            cls._instance = cls(environment)
+        return cls._instance
+
+    # -- stations --------------------------------------------------------------
+
+    def next_identity(self) -> str:
+        """Unique within the run: workers put their index in the id."""
+        self._seq += 1
+        if self.worker_index is None:
+            return f"{self.prefix}{self._seq:05d}"
+        return f"{self.prefix}W{self.worker_index:02d}-{self._seq:05d}"
+
+    def add_station(self, identity: str, host: str) -> None:
+        url = f"{host.rstrip('/')}/{identity}"
+        self.thread.call(self._add, identity, url)
+
+    def _add(self, identity: str, url: str) -> None:
+        """On the loop thread: build the station from the profile and bring it up."""
+        profile = self.profile
+        try:
+            station = Station(
+                identity,
+                self.fleet.now(),
+                config=ConfigStore(profile.config),
+                ev=profile.pick_ev(self.fleet.rng),
+                boot_info=BootInfo(model=profile.model, serial=identity[-25:]),
+            )
+            self.fleet.add(station, url, behaviour.factory(profile))
+        except Exception:
+            log.exception("%s: could not start", identity)
+
+    def remove_station(self, identity: str) -> None:
+        self.thread.call(self.fleet.remove, identity)
+
+    # -- samples into Locust -----------------------------------------------------
+
+    def _drain(self) -> None:
+        samples = self.fleet.samples
+        assert samples is not None
+        fire = self.env.events.request.fire
+        pop = samples.popleft
+        while True:
+            while samples:
+                action, seconds, size, error = pop()
+                exc = None
+                if error is not None:
+                    exc = self._failures.get(error)
+                    if exc is None:
+                        exc = self._failures[error] = OcppFailure(error)
+                fire(
+                    request_type=REQUEST_TYPE,
+                    name=action,
+                    response_time=seconds * 1000.0,
+                    response_length=size,
+                    exception=exc,
+                    context={},
+                )
+            gevent.sleep(DRAIN_EVERY)
+
+    # -- the end ---------------------------------------------------------------
+
+    def _on_test_stop(self, **_: Any) -> None:
+        self.thread.call(self.fleet.stop_all)
+
+    def _on_quitting(self, **_: Any) -> None:
+        self.thread.call(self.fleet.stop_all)
+        gevent.sleep(0.2)  # let close frames go out
+        self._drainer.kill(block=False)
+        self.thread.stop()
+
+
+def add_arguments(parser: Any) -> None:
+    group = parser.add_argument_group("chargepro-fleet")
+    group.add_argument(
+        "--fleet-profile",
+        default="demo",
+        help="Fleet profile: a name from profiles/ or a YAML path",
+    )
+    group.add_argument("--fleet-seed", type=int, default=None, help="Seed for reproducible runs")
+    group.add_argument("--fleet-station-prefix", default="CP", help="Station id prefix")
+    group.add_argument(
+        "--fleet-metrics-port",
+        type=int,
+        default=0,
+        help="Serve Prometheus /metrics on this port (0: off)",
+    )
+    group.add_argument(
+        "--fleet-metrics-host", default="127.0.0.1", help="Address for /metrics (default loopback)"
+    )
+    group.add_argument(
+        "--fleet-no-validate",
+        action="store_true",
+        help="Skip OCPP schema validation (not recommended: invalid CSMS payloads go unseen)",
+    )
+
+
+def start_metrics(environment: Environment) -> None:
+    """Serve /metrics from this process (standalone runs; aggregation is per worker)."""
+    opts = environment.parsed_options
+    port = getattr(opts, "fleet_metrics_port", 0) if opts is not None else 0
+    if not port or isinstance(environment.runner, MasterRunner):
+        return
+    bridge = Bridge.get(environment)
+    exporter.serve(bridge.stats, port, getattr(opts, "fleet_metrics_host", "127.0.0.1"))
+    log.info("Prometheus metrics on http://%s:%d/metrics", opts.fleet_metrics_host, port)

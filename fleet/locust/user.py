@@ -1,0 +1,66 @@
+"""``ChargeProUser``: one Locust user is one Charge Pro station.
+
+Spawning a user brings a station online; stopping it takes the station offline
+with a clean websocket close. The user's greenlet is only the station's lifecycle
+handle: all OCPP traffic, timers and meter ticks run on the fleet's event loop
+(see bridge.py), and every station-initiated exchange is reported to Locust's
+statistics as request type ``OCPP`` named after its action.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import gevent
+from locust import User, events, task
+from locust.env import Environment
+
+from fleet.locust import bridge
+from fleet.scenarios.profile import ProfileError, load
+
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser: Any, **_: Any) -> None:
+    bridge.add_arguments(parser)
+
+
+@events.init.add_listener
+def _init(environment: Environment, **_: Any) -> None:
+    opts = environment.parsed_options
+    if opts is None:
+        return
+    try:
+        load(opts.fleet_profile)
+    except ProfileError as exc:
+        sys.stderr.write(f"fleet: {exc}\n")
+        sys.exit(2)
+    bridge.start_metrics(environment)
+
+
+class ChargeProUser(User):
+    """A simulated Schneider Charge Pro (OCPP 1.6J, one connector).
+
+    ``--host`` is the CSMS's websocket base URL; the station connects to
+    ``<host>/<station id>`` with subprotocol ``ocpp1.6``.
+    """
+
+    host = "ws://127.0.0.1:9000/ocpp"
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.identity = ""
+
+    def on_start(self) -> None:
+        fleet_bridge = bridge.Bridge.get(self.environment)
+        self.identity = fleet_bridge.next_identity()
+        fleet_bridge.add_station(self.identity, self.host or ChargeProUser.host)
+
+    @task
+    def hold(self) -> None:
+        """The station lives on the event loop; the greenlet just keeps it alive."""
+        gevent.sleep(3600)
+
+    def on_stop(self) -> None:
+        if self.identity:
+            bridge.Bridge.get(self.environment).remove_station(self.identity)

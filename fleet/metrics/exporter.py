@@ -1,0 +1,138 @@
+"""Prometheus exposition of :class:`FleetStats`, read at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from fleet.metrics.stats import BUCKETS, FleetStats
+
+_ENERGY_J_PER_WH = 3600.0
+
+
+class FleetCollector(Collector):
+    """Yields the fleet's metric families; names follow Prometheus conventions."""
+
+    def __init__(self, stats: FleetStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats
+        m = CounterMetricFamily(
+            "fleet_ocpp_messages",
+            "OCPP messages by action, direction (sent/received) and initiator",
+            labels=["action", "direction", "initiator"],
+        )
+        for (action, direction, initiator), n in list(s.messages.items()):
+            m.add_metric([action, direction, initiator], n)
+        yield m
+
+        h = HistogramMetricFamily(
+            "fleet_ocpp_round_trip_seconds",
+            "Round trip of station-initiated CALLs, by action",
+            labels=["action"],
+        )
+        for action, hist in list(s.round_trip.items()):
+            cumulative, buckets = 0, []
+            counts = list(hist.counts)
+            for bound, n in zip((*BUCKETS, float("inf")), counts, strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            h.add_metric([action], buckets, hist.sum)
+        yield h
+
+        yield _counter(
+            "fleet_ocpp_callerrors",
+            "CALLERRORs the CSMS answered, by action and code",
+            ["action", "code"],
+            s.callerrors,
+        )
+        yield _counter(
+            "fleet_ocpp_timeouts",
+            "Station CALLs the CSMS did not answer in time",
+            ["action"],
+            s.timeouts,
+        )
+        yield _counter(
+            "fleet_csms_calls",
+            "CSMS-initiated CALLs by action and what the station answered",
+            ["action", "outcome"],
+            s.csms_calls,
+        )
+        yield _counter(
+            "fleet_inbound_errors",
+            "Frames from the CSMS that broke OCPP-J or the schema, by action and CALLERROR code",
+            ["action", "code"],
+            s.inbound_errors,
+        )
+        yield _counter(
+            "fleet_ignored_frames",
+            "Frames OCPP says to ignore (e.g. replies to unknown ids)",
+            ["reason"],
+            s.ignored,
+        )
+        yield _counter(
+            "fleet_connect_failures",
+            "Failed connection attempts by reason",
+            ["reason"],
+            s.connect_failures,
+        )
+        yield _gauge(
+            "fleet_stations_connected", "Stations with an open websocket", s.stations_connected
+        )
+        yield _gauge("fleet_stations_started", "Stations the fleet is running", s.stations_started)
+        g = GaugeMetricFamily(
+            "fleet_stations_boot", "Stations by last BootNotification status", labels=["status"]
+        )
+        for status, n in list(s.boot_status.items()):
+            g.add_metric([status], n)
+        yield g
+        g = GaugeMetricFamily(
+            "fleet_connectors", "Connectors by OCPP status", labels=["connector", "status"]
+        )
+        for (connector, status), n in list(s.connectors.items()):
+            g.add_metric([str(connector), status], n)
+        yield g
+        yield _gauge("fleet_transactions_active", "Transactions running now", s.transactions_active)
+        c = CounterMetricFamily("fleet_transactions_started", "Transactions started")
+        c.add_metric([], s.transactions_started)
+        yield c
+        c = CounterMetricFamily("fleet_transactions_stopped", "Transactions stopped")
+        c.add_metric([], s.transactions_stopped)
+        yield c
+        c = CounterMetricFamily(
+            "fleet_energy_delivered_joules", "Energy delivered to EVs (1 Wh = 3600 J)"
+        )
+        c.add_metric([], s.energy_wh * _ENERGY_J_PER_WH)
+        yield c
+        c = CounterMetricFamily("fleet_reconnects", "Websocket reconnections after a loss")
+        c.add_metric([], s.reconnects)
+        yield c
+
+
+def _counter(name: str, doc: str, labels: list[str], values: Any) -> CounterMetricFamily:
+    fam = CounterMetricFamily(name, doc, labels=labels)
+    for key, n in list(values.items()):
+        fam.add_metric(list(key) if isinstance(key, tuple) else [key], n)
+    return fam
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def serve(stats: FleetStats, port: int, addr: str = "127.0.0.1") -> CollectorRegistry:
+    """Serve /metrics for these stats on addr:port (loopback unless told otherwise)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(stats))
+    start_http_server(port, addr=addr, registry=registry)
+    return registry

@@ -1,0 +1,268 @@
+"""OCPP-J RPC, sans-I/O: framing, message ids, one outstanding CALL, timeouts.
+
+An :class:`RpcEndpoint` is one side of one websocket (here: the station's side).
+It turns frames into events and events into frames; it never touches a socket or
+a clock of its own, so the engine feeds it ``now`` and it can be tested with plain
+calls. The rules it enforces are OCPP-J 1.6's:
+
+* a CALL is ``[2, id, action, payload]``, a CALLRESULT ``[3, id, payload]``, a
+  CALLERROR ``[4, id, code, description, details]``;
+* at most one CALL of ours is outstanding; a second one is a programming error;
+* a reply to an id we are not waiting for (unknown, or already timed out) is
+  dropped and reported, never raised;
+* every incoming CALL gets exactly one answer, a CALLRESULT or a CALLERROR;
+* payloads in both directions are checked against the official schemas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from fleet.protocol import errors, schemas
+from fleet.protocol.errors import OcppError
+
+CALL = 2
+CALLRESULT = 3
+CALLERROR = 4
+
+
+@dataclass(slots=True)
+class IncomingCall:
+    """A valid CALL from the CSMS; the owner must answer it with reply()/reply_error()."""
+
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Answered:
+    """Our outstanding CALL got its CALLRESULT (schema-checked)."""
+
+    action: str
+    payload: dict[str, Any]
+    round_trip: float
+    request: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Failed:
+    """Our outstanding CALL failed: a CALLERROR, a timeout, or an invalid CALLRESULT."""
+
+    action: str
+    code: str
+    description: str
+    round_trip: float
+    request: dict[str, Any]
+    timeout: bool = False
+
+
+@dataclass(slots=True)
+class Rejected:
+    """An incoming frame we answered with a CALLERROR ourselves (``reply`` is the frame)."""
+
+    action: str
+    code: str
+    description: str
+    reply: bytes
+
+
+@dataclass(slots=True)
+class Dropped:
+    """An incoming frame OCPP says to ignore (e.g. a reply to an unknown id)."""
+
+    reason: str
+    unique_id: str
+
+
+Event = IncomingCall | Answered | Failed | Rejected | Dropped
+
+
+@dataclass(slots=True)
+class _Pending:
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+    sent_at: float
+    deadline: float
+
+
+def _call_error(
+    unique_id: str, code: str, description: str, details: dict[str, Any] | None = None
+) -> bytes:
+    frame: list[Any] = [CALLERROR, unique_id, code, description[:255], details or {}]
+    try:
+        return orjson.dumps(frame)
+    except orjson.JSONEncodeError:
+        # Details that are not JSON (or a description with lone surrogates) must not
+        # cost the CSMS its answer: send what can be sent.
+        frame[3] = frame[3].encode("utf-8", "replace").decode("utf-8")
+        frame[4] = {}
+        return orjson.dumps(frame)
+
+
+class RpcEndpoint:
+    """The station side of an OCPP-J connection.
+
+    ``csms_actions`` is the set of actions this side accepts as incoming CALLs;
+    an action OCPP 1.6 defines but that is not in the set answers NotSupported,
+    an action OCPP 1.6 does not define answers NotImplemented.
+    """
+
+    __slots__ = ("_csms_actions", "_next_id", "_pending", "timeout", "validate")
+
+    def __init__(
+        self, csms_actions: frozenset[str], *, timeout: float = 10.0, validate: bool = True
+    ) -> None:
+        self._csms_actions = csms_actions
+        self._next_id = 0
+        self._pending: _Pending | None = None
+        self.timeout = timeout
+        self.validate = validate
+
+    # -- our CALLs -------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """Whether a CALL of ours is waiting for its answer."""
+        return self._pending is not None
+
+    @property
+    def deadline(self) -> float | None:
+        """When the outstanding CALL times out, if there is one."""
+        return self._pending.deadline if self._pending is not None else None
+
+    def call(self, action: str, payload: dict[str, Any], now: float) -> bytes:
+        """Frame a CALL. Raises RuntimeError if one is already outstanding."""
+        if self._pending is not None:
+            raise RuntimeError(f"{action}: a {self._pending.action} CALL is still outstanding")
+        if self.validate:
+            schemas.validate(action, payload, response=False)
+        self._next_id += 1
+        unique_id = str(self._next_id)
+        self._pending = _Pending(unique_id, action, payload, now, now + self.timeout)
+        return orjson.dumps([CALL, unique_id, action, payload])
+
+    def check_timeout(self, now: float) -> Failed | None:
+        """Fail the outstanding CALL if its deadline has passed."""
+        pending = self._pending
+        if pending is None or now < pending.deadline:
+            return None
+        self._pending = None
+        return Failed(
+            pending.action,
+            "Timeout",
+            f"no answer within {self.timeout:g} s",
+            now - pending.sent_at,
+            pending.payload,
+            timeout=True,
+        )
+
+    def reset(self) -> None:
+        """Forget the outstanding CALL (the connection it was sent on is gone)."""
+        self._pending = None
+
+    # -- frames from the CSMS --------------------------------------------------
+
+    def receive(self, data: str | bytes, now: float) -> Event:
+        """Turn one websocket message into exactly one event."""
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return self._reject("", "-1", errors.FORMATION_VIOLATION, "message is not valid JSON")
+        if not isinstance(frame, list) or not frame:
+            return self._reject(
+                "", "-1", errors.FORMATION_VIOLATION, "message is not an OCPP-J array"
+            )
+        unique_id = frame[1] if len(frame) > 1 else None
+        if not isinstance(unique_id, str) or not unique_id or len(unique_id) > 36:
+            return self._reject(
+                "", "-1", errors.FORMATION_VIOLATION, "unique id must be a string of 1..36 chars"
+            )
+        if len(frame) < 3:
+            # The id is readable, so the CALLERROR can carry it.
+            return self._reject("", unique_id, errors.FORMATION_VIOLATION, "message is too short")
+        kind = frame[0]
+        if kind == CALL:
+            return self._incoming_call(frame, unique_id)
+        if kind in (CALLRESULT, CALLERROR):
+            return self._incoming_reply(frame, kind, unique_id, now)
+        return self._reject("", unique_id, errors.PROTOCOL_ERROR, f"unknown message type {kind!r}")
+
+    def _incoming_call(self, frame: list[Any], unique_id: str) -> Event:
+        if len(frame) != 4 or not isinstance(frame[2], str):
+            return self._reject(
+                "", unique_id, errors.FORMATION_VIOLATION, "CALL must be [2, id, action, payload]"
+            )
+        action, payload = frame[2], frame[3]
+        if action not in self._csms_actions:
+            if schemas.known_action(action):
+                return self._reject(
+                    action, unique_id, errors.NOT_SUPPORTED, f"{action} is not supported"
+                )
+            return self._reject(
+                action, unique_id, errors.NOT_IMPLEMENTED, f"unknown action {action!r}"
+            )
+        if not isinstance(payload, dict):
+            return self._reject(
+                action, unique_id, errors.FORMATION_VIOLATION, "payload must be an object"
+            )
+        if self.validate:
+            try:
+                schemas.validate(action, payload, response=False)
+            except OcppError as exc:
+                return self._reject(action, unique_id, exc.code, exc.description)
+        return IncomingCall(unique_id, action, payload)
+
+    def _incoming_reply(self, frame: list[Any], kind: int, unique_id: str, now: float) -> Event:
+        pending = self._pending
+        if pending is None or pending.unique_id != unique_id:
+            return Dropped("reply to an unknown or expired id", unique_id)
+        self._pending = None
+        rtt = now - pending.sent_at
+        if kind == CALLERROR:
+            code = frame[2] if isinstance(frame[2], str) else errors.GENERIC_ERROR
+            desc = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else ""
+            return Failed(pending.action, code, desc, rtt, pending.payload)
+        payload = frame[2]
+        if not isinstance(payload, dict):
+            return Failed(
+                pending.action,
+                errors.FORMATION_VIOLATION,
+                "CALLRESULT payload is not an object",
+                rtt,
+                pending.payload,
+            )
+        if self.validate:
+            try:
+                schemas.validate(pending.action, payload, response=True)
+            except OcppError as exc:
+                return Failed(pending.action, exc.code, exc.description, rtt, pending.payload)
+        return Answered(pending.action, payload, rtt, pending.payload)
+
+    @staticmethod
+    def _reject(action: str, unique_id: str, code: str, description: str) -> Rejected:
+        return Rejected(action, code, description, _call_error(unique_id, code, description))
+
+    # -- our answers to the CSMS's CALLs ---------------------------------------
+
+    def reply(self, call: IncomingCall, payload: dict[str, Any]) -> bytes:
+        """Frame the CALLRESULT for an incoming CALL (schema-checked: our bug if not)."""
+        if self.validate:
+            schemas.validate(call.action, payload, response=True)
+        return orjson.dumps([CALLRESULT, call.unique_id, payload])
+
+    def reply_error(self, call: IncomingCall, error: OcppError) -> bytes:
+        """Frame a CALLERROR for an incoming CALL.
+
+        A code OCPP 1.6 does not define goes out as GenericError (with the original
+        code kept in the description), since the CSMS may reject anything else.
+        """
+        code, description = error.code, error.description
+        if code not in errors.ERROR_CODES:
+            description = f"{code}: {description}" if description else code
+            code = errors.GENERIC_ERROR
+        return _call_error(call.unique_id, code, description, error.details)

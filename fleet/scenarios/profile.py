@@ -1,0 +1,332 @@
+"""Fleet profiles (``profiles/*.yaml``): loading and validation.
+
+A profile describes one fleet: the station model and its configuration overrides,
+the id tags drivers badge with, the EVs they drive, and how sessions go. It is
+checked completely on load, so a mistake stops the run before it starts, with one
+line naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleet.model.config import ConfigError, ConfigStore
+from fleet.model.meter import EvModel
+
+PROFILE_DIRS = (Path.cwd() / "profiles", Path(__file__).resolve().parents[2] / "profiles")
+BEHAVIOURS = ("sessions", "idle")
+
+
+class ProfileError(ValueError):
+    """A one-line, user-facing description of what is wrong in a profile."""
+
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class EvType:
+    name: str
+    weight: float
+    battery_kwh: float
+    max_current: float
+    phases: int
+    soc: Range
+
+    def build(self, rng: Any) -> EvModel:
+        return EvModel(
+            battery_wh=self.battery_kwh * 1000.0,
+            max_current=self.max_current,
+            phases=self.phases,
+            soc=rng.uniform(*self.soc),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    """Self-started sessions (behaviour ``sessions``); times in seconds, uniform ranges."""
+
+    first_after: Range = (2.0, 10.0)
+    badge_after_plug: Range = (1.0, 3.0)
+    duration: Range = (60.0, 120.0)
+    unplug_after_stop: Range = (2.0, 6.0)
+    idle_between: Range = (10.0, 30.0)
+    stop_by_badge: float = 0.5  # share of sessions the driver ends by badging (else unplugs)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    path: Path
+    description: str
+    behaviour: str
+    model: str
+    config: dict[str, Any]
+    id_tags: tuple[str, ...]
+    evs: tuple[EvType, ...]
+    sessions: Sessions
+    plug_after_remote_start: Range = (1.0, 5.0)
+    unplug_after_remote_stop: Range = (2.0, 6.0)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def pick_ev(self, rng: Any) -> EvModel:
+        ev = rng.choices(self.evs, weights=[e.weight for e in self.evs])[0]
+        built: EvModel = ev.build(rng)
+        return built
+
+
+def find(name_or_path: str) -> Path:
+    """Resolve a profile name (``demo``) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        if not candidate.is_file():
+            raise ProfileError(f"{name_or_path}: no such profile file")
+        return candidate
+    for folder in PROFILE_DIRS:
+        path = folder / f"{name_or_path}.yaml"
+        if path.is_file():
+            return path
+    names = ", ".join(sorted(p.stem for p in available()))
+    raise ProfileError(f"unknown profile {name_or_path!r} (available: {names})")
+
+
+def available() -> list[Path]:
+    seen: dict[str, Path] = {}
+    for folder in PROFILE_DIRS:
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.yaml")):
+                seen.setdefault(path.stem, path)
+    return list(seen.values())
+
+
+def load(name_or_path: str) -> Profile:
+    """Load and validate a profile; raise ProfileError with one line on any mistake."""
+    path = find(name_or_path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProfileError(f"{path}{where}: invalid YAML: {problem}") from None
+    return _Reader(path, root).profile(data)
+
+
+class _Reader:
+    """Validates the parsed YAML, reporting errors with the YAML node's line."""
+
+    def __init__(self, path: Path, root: yaml.Node | None) -> None:
+        self.path = path
+        self.root = root
+
+    def fail(self, where: str, message: str) -> ProfileError:
+        line = self._line(where)
+        loc = f"{self.path}:{line}" if line else str(self.path)
+        return ProfileError(f"{loc}: {where}: {message}")
+
+    def _line(self, where: str) -> int | None:
+        node = self.root
+        line = node.start_mark.line + 1 if node is not None else None
+        for part in where.split("."):
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if key.value == part:
+                        line = key.start_mark.line + 1
+                        node = value
+                        break
+                else:
+                    return line
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and part.isdigit()
+                and int(part) < len(node.value)
+            ):
+                node = node.value[int(part)]
+                line = node.start_mark.line + 1
+            else:
+                return line
+        return line
+
+    def mapping(self, value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(
+                    f"{where}.{key}" if where else str(key),
+                    f"unknown field (expected one of: {', '.join(sorted(allowed))})",
+                )
+        return value
+
+    def number(
+        self, value: Any, where: str, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(where, f"expected a number, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"{minimum:g}..{maximum:g}" if maximum is not None else f">= {minimum:g}"
+            raise self.fail(where, f"must be {bound}, got {value!r}")
+        return float(value)
+
+    def range(self, value: Any, where: str, default: Range, maximum: float | None = None) -> Range:
+        if value is None:
+            return default
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            v = self.number(value, where, 0.0, maximum)
+            return (v, v)
+        if not isinstance(value, list) or len(value) != 2:
+            raise self.fail(where, f"expected a number or [min, max], got {value!r}")
+        lo = self.number(value[0], where, 0.0, maximum)
+        hi = self.number(value[1], where, 0.0, maximum)
+        if lo > hi:
+            raise self.fail(where, f"min {lo:g} is above max {hi:g}")
+        return (lo, hi)
+
+    def profile(self, data: Any) -> Profile:
+        top = self.mapping(
+            data,
+            "",
+            {
+                "name",
+                "description",
+                "behaviour",
+                "station",
+                "id_tags",
+                "evs",
+                "sessions",
+                "remote_start",
+            },
+        )
+        behaviour = top.get("behaviour", "sessions")
+        if behaviour not in BEHAVIOURS:
+            raise self.fail(
+                "behaviour", f"must be one of {', '.join(BEHAVIOURS)}, got {behaviour!r}"
+            )
+        station = self.mapping(top.get("station"), "station", {"model", "config"})
+        model = str(station.get("model", "EVB4S22N40M"))
+        if len(model) > 20:
+            raise self.fail("station.model", "chargePointModel is at most 20 characters")
+        config = self.mapping(station.get("config"), "station.config", _config_keys())
+        try:
+            ConfigStore(config)
+        except ConfigError as exc:
+            key = next((k for k in config if f"'{k}'" in str(exc)), "")
+            raise self.fail(
+                f"station.config.{key}" if key else "station.config", str(exc)
+            ) from None
+        return Profile(
+            name=str(top.get("name", self.path.stem)),
+            path=self.path,
+            description=str(top.get("description", "")).strip(),
+            behaviour=behaviour,
+            model=model,
+            config=dict(config),
+            id_tags=self.id_tags(top.get("id_tags")),
+            evs=self.evs(top.get("evs")),
+            sessions=self.sessions(top.get("sessions")),
+            plug_after_remote_start=self.range(
+                self.mapping(
+                    top.get("remote_start"), "remote_start", {"plug_after", "unplug_after"}
+                ).get("plug_after"),
+                "remote_start.plug_after",
+                (1.0, 5.0),
+            ),
+            unplug_after_remote_stop=self.range(
+                (top.get("remote_start") or {}).get("unplug_after"),
+                "remote_start.unplug_after",
+                (2.0, 6.0),
+            ),
+        )
+
+    def id_tags(self, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return tuple(f"FLEET{i:04d}" for i in range(1, 201))
+        if isinstance(value, list):
+            tags = tuple(str(v) for v in value)
+        else:
+            spec = self.mapping(value, "id_tags", {"prefix", "count"})
+            prefix = str(spec.get("prefix", "FLEET"))
+            count = int(self.number(spec.get("count", 200), "id_tags.count", 1, 1_000_000))
+            tags = tuple(f"{prefix}{i:04d}" for i in range(1, count + 1))
+        if not tags:
+            raise self.fail("id_tags", "needs at least one id tag")
+        for i, tag in enumerate(tags):
+            if not 1 <= len(tag) <= 20:
+                raise self.fail(
+                    f"id_tags.{i}", f"an idTag is 1..20 characters (OCPP IdToken), got {tag!r}"
+                )
+        return tags
+
+    def evs(self, value: Any) -> tuple[EvType, ...]:
+        if value is None:
+            return (EvType("default", 1.0, 60.0, 32.0, 3, (0.2, 0.6)),)
+        if not isinstance(value, list) or not value:
+            raise self.fail("evs", "expected a non-empty list of EV models")
+        out = []
+        fields = {"name", "weight", "battery_kwh", "max_current", "phases", "soc"}
+        for i, raw in enumerate(value):
+            where = f"evs.{i}"
+            ev = self.mapping(raw, where, fields)
+            phases = ev.get("phases", 3)
+            if phases not in (1, 2, 3):
+                raise self.fail(f"{where}.phases", f"must be 1, 2 or 3, got {phases!r}")
+            out.append(
+                EvType(
+                    name=str(ev.get("name", f"ev{i}")),
+                    weight=self.number(ev.get("weight", 1), f"{where}.weight"),
+                    battery_kwh=self.number(
+                        ev.get("battery_kwh", 60), f"{where}.battery_kwh", 1, 1000
+                    ),
+                    max_current=self.number(
+                        ev.get("max_current", 32), f"{where}.max_current", 1, 80
+                    ),
+                    phases=int(phases),
+                    soc=self.range(ev.get("soc"), f"{where}.soc", (0.2, 0.6), 1.0),
+                )
+            )
+        if sum(e.weight for e in out) <= 0:
+            raise self.fail("evs", "at least one EV model needs a positive weight")
+        return tuple(out)
+
+    def sessions(self, value: Any) -> Sessions:
+        d = Sessions()
+        s = self.mapping(
+            value,
+            "sessions",
+            {
+                "first_after",
+                "badge_after_plug",
+                "duration",
+                "unplug_after_stop",
+                "idle_between",
+                "stop_by_badge",
+            },
+        )
+        return Sessions(
+            first_after=self.range(s.get("first_after"), "sessions.first_after", d.first_after),
+            badge_after_plug=self.range(
+                s.get("badge_after_plug"), "sessions.badge_after_plug", d.badge_after_plug
+            ),
+            duration=self.range(s.get("duration"), "sessions.duration", d.duration),
+            unplug_after_stop=self.range(
+                s.get("unplug_after_stop"), "sessions.unplug_after_stop", d.unplug_after_stop
+            ),
+            idle_between=self.range(s.get("idle_between"), "sessions.idle_between", d.idle_between),
+            stop_by_badge=self.number(
+                s.get("stop_by_badge", d.stop_by_badge), "sessions.stop_by_badge", 0, 1
+            ),
+        )
+
+
+def _config_keys() -> set[str]:
+    from fleet.model.config import KEYS
+
+    return set(KEYS)

