@@ -513,6 +513,9 @@ class StationLink(asyncio.Protocol):
         if self.behaviour is not None:
             self.behaviour.remote_start(id_tag)
 
+    def message_dropped(self, action: str) -> None:
+        self.fleet.stats.transaction_messages_dropped[action] += 1
+
     def authorization(self, id_tag: str, status: str) -> None:
         if self.behaviour is not None:
             self.behaviour.authorization(id_tag, status)

@@ -114,6 +114,12 @@ class FleetCollector(Collector):
         )
         c.add_metric([], s.energy_wh * _ENERGY_J_PER_WH)
         yield c
+        yield _counter(
+            "fleet_transaction_messages_dropped",
+            "Transaction messages given up on after TransactionMessageAttempts, by action",
+            ["action"],
+            s.transaction_messages_dropped,
+        )
         c = CounterMetricFamily("fleet_reconnects", "Websocket reconnections after a loss")
         c.add_metric([], s.reconnects)
         yield c

@@ -61,4 +61,4 @@ class FleetStats:
         self.transactions_stopped = 0
         self.energy_wh = 0.0
         self.reconnects = 0
-        self.transaction_messages_dropped = 0
+        self.transaction_messages_dropped: defaultdict[str, int] = defaultdict(int)

@@ -63,6 +63,16 @@ CSMS_ACTIONS = frozenset(
 
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
 
+# Configuration keys whose change must re-plan something in time.
+_TIMED_KEYS = frozenset(
+    {
+        "MeterValueSampleInterval",
+        "disconnectedMeterValueSampleInterval",
+        "iMaxDeratingSwCapacity",
+        "PhasesConnection",
+    }
+)
+
 
 def _is_transaction_message(msg: Outgoing) -> bool:
     """Kept across disconnects and retried: a triggered MeterValues outside a
@@ -88,6 +98,7 @@ class Observer(Protocol):
     def energy_delivered(self, wh: float) -> None: ...
     def remote_start(self, connector_id: int, id_tag: str) -> None: ...
     def authorization(self, id_tag: str, status: str) -> None: ...
+    def message_dropped(self, action: str) -> None: ...
 
 
 class NullObserver:
@@ -109,6 +120,9 @@ class NullObserver:
         pass
 
     def authorization(self, id_tag: str, status: str) -> None:
+        pass
+
+    def message_dropped(self, action: str) -> None:
         pass
 
 
@@ -184,6 +198,7 @@ class Station:
         self.dropped_messages = 0
         self.config.set_internal("BoxIdentifier", identity[:50])
         self._apply_config()
+        self._config_changes: set[str] = set()
         self.config.subscribe(self._config_changed)
 
     # -- configuration ---------------------------------------------------------
@@ -201,13 +216,23 @@ class Station:
         self.stop_measurands = c.get_list("StopTxnSampledData")
 
     def _config_changed(self, name: str, value: str) -> None:
+        # The listener has no clock: note the change, and apply what depends on time
+        # with the `now` of the call that made it (ChangeConfiguration) or, for a
+        # station-side write, of the next advance().
         self._apply_config()
-        if name in ("MeterValueSampleInterval", "disconnectedMeterValueSampleInterval"):
-            tx = self.transaction
-            if tx is not None:
-                tx.next_sample = self._first_sample_after(tx.started_at, self._last_activity)
-        elif name in ("iMaxDeratingSwCapacity", "PhasesConnection"):
-            self._recompute_draw(self._last_activity)
+        if name in _TIMED_KEYS:
+            self._config_changes.add(name)
+
+    def _apply_config_changes(self, now: float) -> None:
+        changed = self._config_changes
+        if (
+            "MeterValueSampleInterval" in changed
+            or "disconnectedMeterValueSampleInterval" in changed
+        ):
+            self._reschedule_sample(now)
+        if "iMaxDeratingSwCapacity" in changed or "PhasesConnection" in changed:
+            self._recompute_draw(now)
+        changed.clear()
 
     # -- the link --------------------------------------------------------------
 
@@ -271,13 +296,18 @@ class Station:
             if tx.transaction_id is None:
                 # Its StartTransaction was never accepted; nothing can name it. Later
                 # issues map offline ids; until then the message cannot be delivered.
-                self.dropped_messages += 1
+                self._dropped(msg)
                 return self.next_message(now)
             msg.payload["transactionId"] = tx.transaction_id
         msg.attempts += 1
         self._inflight = msg
         self._last_activity = now
         return msg
+
+    def _dropped(self, msg: Outgoing) -> None:
+        """A transaction message given up on: counted and reported, never silent."""
+        self.dropped_messages += 1
+        self.observer.message_dropped(msg.action)
 
     def _pop_ready(self, now: float) -> Outgoing | None:
         if not self._outbox:
@@ -330,6 +360,8 @@ class Station:
 
     def advance(self, now: float) -> None:
         """Let time pass: integrate energy, take samples, expire what has expired."""
+        if self._config_changes:
+            self._apply_config_changes(now)
         self._integrate(now)
         tx = self.transaction
         if tx is not None:
@@ -399,7 +431,7 @@ class Station:
                 msg.not_before = now + interval * msg.attempts
                 self._outbox.appendleft(msg)
             else:
-                self.dropped_messages += 1
+                self._dropped(msg)
                 if action == "StartTransaction" and msg.transaction is not None:
                     msg.transaction.transaction_id = None
         elif action == "Authorize":
@@ -751,7 +783,9 @@ class Station:
             raise OcppError(errors.OCCURENCE_CONSTRAINT_VIOLATION, str(exc)) from None
 
     def _on_change_configuration(self, payload: dict[str, Any], now: float) -> dict[str, Any]:
-        return {"status": self.config.change_configuration(payload["key"], payload["value"])}
+        status = self.config.change_configuration(payload["key"], payload["value"])
+        self._apply_config_changes(now)
+        return {"status": status}
 
     def _on_remote_start(self, payload: dict[str, Any], now: float) -> dict[str, Any]:
         connector_id = payload.get("connectorId", 1)

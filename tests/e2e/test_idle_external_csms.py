@@ -7,7 +7,6 @@ from the running Locust process.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -33,12 +32,6 @@ def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def scrape(port: int) -> dict[str, float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     values = {}
@@ -49,8 +42,8 @@ def scrape(port: int) -> dict[str, float]:
     return values
 
 
-def test_idle_fleet_follows_remote_commands() -> None:
-    metrics_port = free_port()
+def test_idle_fleet_follows_remote_commands(free_port: int) -> None:
+    metrics_port = free_port
     with CsmsThread(accepted_tags=["REMOTE1"]) as csms:
         url = csms.start() if not csms.url else csms.url
         proc = subprocess.Popen(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,19 +15,13 @@ from fleet.csms.server import CsmsThread
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http(url: str, data: dict[str, str] | None = None) -> bytes:
     body = urllib.parse.urlencode(data).encode() if data is not None else None
     return urllib.request.urlopen(url, data=body, timeout=5).read()
 
 
-def test_web_ui_swarm_reports_ocpp_requests() -> None:
-    port = free_port()
+def test_web_ui_swarm_reports_ocpp_requests(free_port: int) -> None:
+    port = free_port
     with CsmsThread(accept_all_tags=True) as csms:
         proc = subprocess.Popen(
             [

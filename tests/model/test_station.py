@@ -9,6 +9,8 @@ read what was sent, and when, from ``csms.log``.
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +69,9 @@ class Recorder:
 
     def authorization(self, id_tag: str, status: str) -> None:
         self.events.append(("authorization", id_tag, status))
+
+    def message_dropped(self, action: str) -> None:
+        self.events.append(("message_dropped", action))
 
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         return [e[1:] for e in self.events if e[0] == kind]
@@ -203,12 +208,14 @@ class Csms:
 
     def statuses(self, connector_id: int) -> list[str]:
         return [
-            p["status"] for p in self.payloads("StatusNotification") if p["connectorId"] == connector_id
+            p["status"]
+            for p in self.payloads("StatusNotification")
+            if p["connectorId"] == connector_id
         ]
 
 
 def make(
-    config: dict[str, str | int | bool] | None = None,
+    config: Mapping[str, str | int | bool] | None = None,
     *,
     ev: EvModel | None = None,
     energy_wh: float = 0.0,
@@ -308,7 +315,7 @@ def test_boot_without_an_answer_is_retried_after_30_seconds(timeout: bool) -> No
 
 
 def test_heartbeat_interval_comes_from_the_boot_answer() -> None:
-    st, c = make(heartbeat=120)
+    _, c = make(heartbeat=120)
     answer = c.call("GetConfiguration", {"key": ["HeartbeatInterval"]})
     assert answer["configurationKey"][0]["value"] == "120"
     c.run(T0 + 119.9)
@@ -483,7 +490,7 @@ def test_sample_interval_and_measurands_changes_apply_at_once() -> None:
     c.run(T0 + 260)
     times = [s.at for s in c.sent("MeterValues")][1:]
     assert T0 + 200 < times[0] <= T0 + 215
-    assert all(b - a == 15 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a == 15 for a, b in itertools.pairwise(times))
     assert times[-1] > T0 + 245
 
     answer = c.call("ChangeConfiguration", {"key": "MeterValuesSampledData", "value": ENERGY})
@@ -543,6 +550,53 @@ def test_start_transaction_answered_invalid_keeps_going_without_stop_on_invalid_
     start_session(st, c, T0 + 100)
     c.run(T0 + 300)
     assert c.sent("StopTransaction") == []
+
+
+def test_an_invalid_badge_starts_nothing() -> None:
+    st, c = make(MSD0)
+    c.id_status["STOLEN"] = "Blocked"
+    c.run(T0 + 10)
+    c.do(st.plug_in)
+    c.do(st.present_tag, "STOLEN")
+    c.run(T0 + 100)
+    assert c.payloads("Authorize") == [{"idTag": "STOLEN"}]
+    assert c.sent("StartTransaction") == []
+    assert c.statuses(1) == ["Available", "Preparing"]
+
+
+def test_authorized_without_a_cable_times_out_after_connection_timeout() -> None:
+    st, c = make(MSD0)
+    c.run(T0 + 10)
+    c.do(st.present_tag, "TAG1")
+    assert st.status(1) == "Preparing"
+    c.run(T0 + 69.9)
+    assert st.status(1) == "Preparing"
+    c.run(T0 + 70)  # ConnectionTimeOut is 60 s
+    assert c.statuses(1) == ["Available", "Preparing", "Available"]
+    c.run(T0 + 80)
+    c.do(st.plug_in)
+    assert c.sent("StartTransaction") == []
+
+
+def test_a_badge_presented_before_the_cable_starts_on_plug_in() -> None:
+    st, c = make(MSD0)
+    c.run(T0 + 10)
+    c.do(st.present_tag, "TAG1")
+    c.run(T0 + 40)
+    c.do(st.plug_in)
+    (start,) = c.sent("StartTransaction")
+    assert start.at == T0 + 40 and start.payload["idTag"] == "TAG1"
+    assert c.statuses(1) == ["Available", "Preparing", "Charging"]
+
+
+def test_offline_unknown_ids_start_nothing_without_allow_offline_tx_for_unknown_id() -> None:
+    st, c = make({"AllowOfflineTxForUnknownId": False})
+    c.link_down(T0 + 5)
+    c.do(st.plug_in)
+    c.do(st.present_tag, "TAG1")
+    c.link_up(T0 + 100)
+    assert c.sent("StartTransaction") == []
+    assert st.status(1) == "Preparing"
 
 
 # -- remote start / stop ------------------------------------------------------------------
@@ -637,7 +691,7 @@ def test_free_charging_uses_default_id_tag_and_ignores_invalid_answers() -> None
 )
 def test_what_the_ev_draws_shows_in_meter_values(
     ev: EvModel,
-    config: dict[str, str | int | bool],
+    config: Mapping[str, str | int | bool],
     currents: tuple[float, float, float],
     energy_per_minute: int,
 ) -> None:
@@ -875,7 +929,8 @@ def test_a_session_started_offline_is_delivered_after_reconnecting() -> None:
 
 
 def test_stop_transaction_is_retried_then_dropped_after_transaction_message_attempts() -> None:
-    st, c = make()
+    rec = Recorder()
+    st, c = make(observer=rec)
     start_session(st, c, T0 + 10)
     c.errors["StopTransaction"] = 99
     c.run(T0 + 50)
@@ -883,6 +938,7 @@ def test_stop_transaction_is_retried_then_dropped_after_transaction_message_atte
     c.run(T0 + 1000)
     assert [s.at for s in c.sent("StopTransaction")] == [T0 + 50, T0 + 60]  # 2 attempts, 10 s
     assert st.dropped_messages == 1
+    assert rec.of("message_dropped") == [("StopTransaction",)]  # counted, never silent
     assert st.queued == 0
 
 
@@ -901,7 +957,7 @@ def test_retries_wait_the_interval_times_the_attempts_so_far() -> None:
 
 
 def test_get_and_change_configuration() -> None:
-    st, c = make(heartbeat=100)
+    _, c = make(heartbeat=100)
     answer = c.call("GetConfiguration", {"key": ["HeartbeatInterval", "NoSuchKey"]})
     assert answer == {
         "configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "100"}],
