@@ -130,7 +130,7 @@ async def _measure(n: int, url: str, seconds: float, validate: bool) -> dict[str
     for i in range(0, n, batch):
         for j in range(i, min(n, i + batch)):
             ident = f"B{j:06d}"
-            fleet.add(Station(ident, fleet.now(), config=ConfigStore(config)), f"{url}/{ident}")
+            fleet.add(Station(ident, fleet.now(), config=ConfigStore(config)), url)
         await asyncio.sleep(0)
     await _wait(lambda: fleet.stats.boot_status["Accepted"] == n, 120)
     await _wait(

@@ -60,7 +60,10 @@ class Fleet:
         url: str,
         behaviour_factory: Callable[[StationLink], Any] | None = None,
     ) -> StationLink:
-        """Bring a station online (call on the loop thread)."""
+        """Bring a station online (call on the loop thread).
+
+        ``url`` is the CSMS base URL; the station connects to ``<url>/<station id>``.
+        """
         if station.identity in self.links:
             raise ValueError(f"station {station.identity!r} is already running")
         link = StationLink(

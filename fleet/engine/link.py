@@ -25,7 +25,7 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
 
-from fleet.model.station import CSMS_ACTIONS, Station
+from fleet.model.station import CSMS_ACTIONS, Reboot, Reconnect, Station
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
 from fleet.protocol.rpc import Answered, Dropped, Failed, IncomingCall, Rejected, RpcEndpoint
@@ -40,7 +40,7 @@ MAX_MESSAGE = 1 << 20
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 
-_IDLE, _CONNECTING, _OPEN, _STOPPED = range(4)
+_IDLE, _CONNECTING, _OPEN, _REBOOTING, _STOPPED = range(5)
 
 
 def _rejection(action: str, payload: dict[str, Any]) -> str | None:
@@ -62,7 +62,35 @@ def _outcome(payload: dict[str, Any]) -> str:
     return status if isinstance(status, str) else "Answered"
 
 
-class StationLink(asyncio.Protocol):
+class _Wire(asyncio.Protocol):
+    """One TCP connection of a link. A link outlives its connections (reconnects,
+    reboots); events from a connection that is no longer the link's are dropped."""
+
+    __slots__ = ("link",)
+
+    def __init__(self, link: StationLink) -> None:
+        self.link = link
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.link._wire_made(self, cast(asyncio.Transport, transport))
+
+    def data_received(self, data: bytes) -> None:
+        if self.link.wire is self:
+            self.link._wire_data(data)
+
+    def eof_received(self) -> bool | None:
+        link = self.link
+        if link.wire is self and link.ws is not None:
+            link.ws.receive_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.link.wire is self:
+            self.link._wire_lost(exc)
+
+
+class StationLink:
     """Connects a :class:`Station` to its CSMS and keeps it connected."""
 
     def __init__(
@@ -76,8 +104,10 @@ class StationLink(asyncio.Protocol):
     ) -> None:
         self.fleet = fleet
         self.station = station
-        self.url = url
-        self.uri: WebSocketURI = parse_uri(url)
+        # The station's own configuration says where it connects: SupervisionUrl (the
+        # CSMS base URL) + "/" + BoxIdentifier (its id), as on the real device. So a
+        # ChangeConfiguration of either takes effect at the next connection.
+        station.config.set_internal("SupervisionUrl", url.rstrip("/")[:255])
         self.ssl_context = ssl_context
         self.rng = rng or random.Random()
         self.rpc = RpcEndpoint(
@@ -87,6 +117,7 @@ class StationLink(asyncio.Protocol):
         )
         self.state = _IDLE
         self.ws: ClientProtocol | None = None
+        self.wire: _Wire | None = None
         self.transport: asyncio.Transport | None = None
         self.behaviour: Any = None
         self._timer: asyncio.TimerHandle | None = None
@@ -99,7 +130,8 @@ class StationLink(asyncio.Protocol):
         self._ever_connected = False
         self._boot_status: str | None = None
         station.observer = self
-        station.config.set_internal("SupervisionUrl", url[:255])
+        self.url = ""
+        self.uri: WebSocketURI | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -153,13 +185,20 @@ class StationLink(asyncio.Protocol):
         self.fleet.loop.create_task(self._open())
 
     async def _open(self) -> None:
-        uri = self.uri
+        config = self.station.config
+        self.url = f"{config.get('SupervisionUrl')}/{config.get('BoxIdentifier')}"
+        try:
+            uri = self.uri = parse_uri(self.url)
+        except Exception as exc:
+            self._connect_failed("bad url", exc)
+            return
         timeout = float(self.station.config.get_int("WebsocketConnectionTimeout"))
         loop = self.fleet.loop
         self._aux_timer = loop.call_later(timeout, self._handshake_timeout)
         try:
+            self.wire = wire = _Wire(self)
             await loop.create_connection(
-                lambda: self,
+                lambda: wire,
                 uri.host,
                 uri.port,
                 ssl=(self.ssl_context or True) if uri.secure else None,
@@ -195,8 +234,11 @@ class StationLink(asyncio.Protocol):
         if self.state == _STOPPED:
             return
         self.state = _IDLE
+        if self.transport is not None:
+            self.transport.abort()
         self.transport = None
         self.ws = None
+        self.wire = None
         if self._aux_timer is not None:
             self._aux_timer.cancel()
         delay = min(BACKOFF_CAP, BACKOFF_BASE * (2.0**self._attempt)) * self.rng.uniform(0.5, 1.0)
@@ -204,10 +246,8 @@ class StationLink(asyncio.Protocol):
         self._aux_timer = self.fleet.loop.call_later(delay, self._connect)
         self._pump()  # the model keeps running offline (meter samples, timeouts)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        transport = cast(asyncio.Transport, transport)
-        if self.state != _CONNECTING:
+    def _wire_made(self, wire: _Wire, transport: asyncio.Transport) -> None:
+        if wire is not self.wire or self.state != _CONNECTING or self.uri is None:
             transport.abort()
             return
         self.transport = transport
@@ -217,7 +257,8 @@ class StationLink(asyncio.Protocol):
         ws.send_request(request)
         self._flush()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _wire_lost(self, exc: Exception | None) -> None:
+        self.wire = None
         if self.state == _STOPPED:
             return
         if self.state == _CONNECTING:
@@ -288,7 +329,7 @@ class StationLink(asyncio.Protocol):
 
     # -- bytes in --------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def _wire_data(self, data: bytes) -> None:
         ws = self.ws
         if ws is None:
             return
@@ -301,11 +342,6 @@ class StationLink(asyncio.Protocol):
         self._flush()
         if ws.state is State.CLOSED and self.transport is not None:
             self.transport.close()
-
-    def eof_received(self) -> bool | None:
-        if self.ws is not None:
-            self.ws.receive_eof()
-        return None
 
     def _frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -453,11 +489,53 @@ class StationLink(asyncio.Protocol):
                         # Our own payload broke the schema: a model bug; fail it loudly.
                         log.exception("%s: invalid %s", station.identity, msg.action)
                         station.on_failure(False, now)
+        while station.effects:
+            self._effect(station.effects.popleft())
+            if self.state == _REBOOTING:
+                return
         wake = station.next_wakeup()
         deadline = rpc.deadline
         if deadline is not None and (wake is None or deadline < wake):
             wake = deadline
         self._set_timer(wake)
+
+    # -- effects: what the model asks of the engine --------------------------------
+
+    def _effect(self, effect: Reboot | Reconnect) -> None:
+        if isinstance(effect, Reboot):
+            self._go_dark()
+            self.state = _REBOOTING
+            self._aux_timer = self.fleet.loop.call_later(effect.seconds, self._power_back)
+        elif isinstance(effect, Reconnect):
+            self._go_dark()
+            self._attempt = 0
+            self._connect()
+
+    def _go_dark(self) -> None:
+        """Close the websocket on purpose (close code 1000) and stop all timers."""
+        was_open = self.state == _OPEN
+        self._cancel_timers()
+        ws, transport = self.ws, self.transport
+        self.state = _IDLE  # connection_lost of the old transport is then ignored
+        if was_open and ws is not None and transport is not None:
+            try:
+                ws.send_close(1000)
+                self._flush()
+            except Exception:
+                pass
+        if transport is not None:
+            transport.close()
+        self.ws = self.transport = self.wire = None
+        if was_open:
+            self._went_offline()
+
+    def _power_back(self) -> None:
+        self._aux_timer = None
+        if self.state != _REBOOTING:
+            return
+        self.station.rebooted(self.fleet.now())
+        self._attempt = 0
+        self._connect()
 
     def _set_timer(self, wake: float | None) -> None:
         timer = self._timer

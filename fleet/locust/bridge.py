@@ -84,8 +84,8 @@ class Bridge:
         return f"{self.prefix}W{self.worker_index:02d}-{self._seq:05d}"
 
     def add_station(self, identity: str, host: str) -> None:
-        url = f"{host.rstrip('/')}/{identity}"
-        self.thread.call(self._add, identity, url)
+        """Bring a station online; it connects to ``<host>/<identity>``."""
+        self.thread.call(self._add, identity, host)
 
     def _add(self, identity: str, url: str) -> None:
         """On the loop thread: build the station from the profile and bring it up."""

@@ -163,8 +163,36 @@ class BootInfo:
     meter_type: str = "MID"
 
 
+@dataclass(slots=True)
+class Reboot:
+    """Effect: close the link, stay dark for ``seconds``, then ``rebooted()`` and reconnect."""
+
+    hard: bool
+    seconds: float
+
+
+@dataclass(slots=True)
+class Reconnect:
+    """Effect: close the link and open it again with the current settings
+    (SupervisionUrl, BoxIdentifier, SecurityProfile, AuthorizationKey)."""
+
+
+Effect = Reboot | Reconnect
+"""What the model asks of the engine; see :attr:`Station.effects`."""
+
+SOFT_RESET_GRACE = 10.0
+"""Seconds a soft reset waits for queued transaction messages before rebooting anyway."""
+
+
 class Station:
-    """One Charge Pro: connector 0 (the station) and connector 1."""
+    """One Charge Pro: connector 0 (the station) and connector 1.
+
+    Besides CALLs, the model asks things of the engine through ``effects`` (a deque
+    the engine drains after every call into the model): reboot, reconnect.
+    """
+
+    reboot_seconds = 10.0
+    """How long a reboot keeps the station dark (profile: ``station.reboot_seconds``)."""
 
     def __init__(
         self,
@@ -196,6 +224,8 @@ class Station:
         self._pending_since = 0.0
         self._authorizing: str | None = None
         self.dropped_messages = 0
+        self.effects: deque[Effect] = deque()
+        self._soft_reset_at: float | None = None  # a soft reset waiting for the queue
         self.config.set_internal("BoxIdentifier", identity[:50])
         self._apply_config()
         self._config_changes: set[str] = set()
@@ -354,6 +384,8 @@ class Station:
                 t = min(t, full_at)
         if self._pending_tag is not None and self.connection_timeout > 0:
             t = min(t, self._pending_since + self.connection_timeout)
+        if self._soft_reset_at is not None:
+            t = min(t, self._soft_reset_at)
         return None if t == float("inf") else t
 
     # -- time ------------------------------------------------------------------
@@ -363,6 +395,11 @@ class Station:
         if self._config_changes:
             self._apply_config_changes(now)
         self._integrate(now)
+        if self._soft_reset_at is not None and (
+            now >= self._soft_reset_at or not self._transaction_messages_pending()
+        ):
+            self._soft_reset_at = None
+            self.effects.append(Reboot(hard=False, seconds=self.reboot_seconds))
         tx = self.transaction
         if tx is not None:
             full_at = self._ev_full_at()
@@ -839,6 +876,44 @@ class Station:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}
 
+    def _on_reset(self, payload: dict[str, Any], now: float) -> dict[str, Any]:
+        """Soft: stop the session, deliver what is queued (bounded), reboot. Hard: reboot now;
+        the StopTransaction waits in the queue, which survives the reboot."""
+        hard = payload["type"] == "Hard"
+        tx = self.transaction
+        if tx is not None and tx.stop_reason is None:
+            self._stop_transaction("HardReset" if hard else "SoftReset", now)
+        if hard:
+            self.effects.append(Reboot(hard=True, seconds=self.reboot_seconds))
+        else:
+            self._soft_reset_at = now + SOFT_RESET_GRACE
+        return {"status": "Accepted"}
+
+    def _transaction_messages_pending(self) -> bool:
+        inflight = self._inflight
+        return (inflight is not None and _is_transaction_message(inflight)) or any(
+            _is_transaction_message(m) for m in self._outbox
+        )
+
+    def rebooted(self, now: float) -> None:
+        """Power is back after a reboot: volatile state is gone; configuration,
+        availability, the energy register and queued transaction messages remain."""
+        self._integrate(now)
+        self.boot_status = None
+        self._boot_due = now
+        self._soft_reset_at = None
+        self._inflight = None
+        self._outbox = deque(m for m in self._outbox if _is_transaction_message(m))
+        self._pending_tag = None
+        self._authorizing = None
+        for conn in self.connectors:
+            conn.authorized = False
+            conn.reported = None
+            conn.changed_at = now - self.minimum_status_duration
+        self._recompute_draw(now)
+        for cid in (0, 1):
+            self._update_status(cid, now)
+
     def _on_data_transfer(self, payload: dict[str, Any], now: float) -> dict[str, Any]:
         return {"status": "UnknownVendorId"}
 
@@ -860,4 +935,5 @@ _HANDLERS = {
     "RemoteStopTransaction": Station._on_remote_stop,
     "TriggerMessage": Station._on_trigger_message,
     "DataTransfer": Station._on_data_transfer,
+    "Reset": Station._on_reset,
 }

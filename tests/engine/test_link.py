@@ -50,7 +50,7 @@ def test_boot_statuses_and_csms_calls() -> None:
         await csms.start()
         fleet = Fleet(asyncio.get_running_loop(), seed=1)
         profile = load("idle")
-        fleet.add(_station("CP1", fleet), f"{csms.url}/CP1", behaviour.factory(profile))
+        fleet.add(_station("CP1", fleet), csms.url, behaviour.factory(profile))
         ledger = csms.ledger
         await until(
             lambda: "CP1" in ledger.station_ids() and len(ledger.station("CP1").statuses) >= 2,
@@ -97,7 +97,7 @@ def test_reconnects_after_csms_restart_and_delivers_queue() -> None:
         await csms.start()
         port = csms.port
         fleet = Fleet(asyncio.get_running_loop(), seed=2)
-        link = fleet.add(_station("CP2", fleet), f"{csms.url}/CP2")
+        link = fleet.add(_station("CP2", fleet), csms.url)
         station = link.station
         await until(lambda: station.boot_status == "Accepted", what="boot")
         link.hardware(station.plug_in)
@@ -131,7 +131,7 @@ def test_reconnects_after_csms_restart_and_delivers_queue() -> None:
 def test_unreachable_csms_is_counted_not_raised() -> None:
     async def scenario() -> None:
         fleet = Fleet(asyncio.get_running_loop(), seed=3)
-        fleet.add(_station("CP3", fleet), "ws://127.0.0.1:9/ocpp/CP3")  # discard port: refused
+        fleet.add(_station("CP3", fleet), "ws://127.0.0.1:9/ocpp")  # discard port: refused
         await until(lambda: sum(fleet.stats.connect_failures.values()) >= 1, what="failure")
         assert fleet.stats.stations_connected == 0
         fleet.stop_all()
@@ -183,7 +183,7 @@ def test_bad_csms_frames_get_callerrors(frame: bytes, code: str) -> None:
         async with serve(handler, "127.0.0.1", 0, subprotocols=["ocpp1.6"]) as server:  # type: ignore[list-item]
             port = server.sockets[0].getsockname()[1]
             fleet = Fleet(asyncio.get_running_loop(), seed=4)
-            fleet.add(_station("CP4", fleet), f"ws://127.0.0.1:{port}/ocpp/CP4")
+            fleet.add(_station("CP4", fleet), f"ws://127.0.0.1:{port}/ocpp")
             reply = await asyncio.wait_for(replies.get(), 5)
             assert reply[2] == code
             assert fleet.stats.stations_connected == 1

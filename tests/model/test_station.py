@@ -986,7 +986,7 @@ def test_too_many_keys_is_an_occurence_constraint_violation() -> None:
 def test_an_action_not_modelled_is_not_implemented() -> None:
     _, c = make()
     with pytest.raises(OcppError) as info:
-        c.call("Reset", {"type": "Soft"})
+        c.call("GetCompositeSchedule", {"connectorId": 1, "duration": 60})
     assert info.value.code == errors.NOT_IMPLEMENTED
 
 
