@@ -85,6 +85,10 @@ class Fleet:
         if link is not None:
             link.stop()
 
+    def run_effect(self, link: StationLink, effect: object) -> None:
+        """Carry out an effect the link does not handle itself (file transfers)."""
+        raise NotImplementedError(f"no runner for {type(effect).__name__}")
+
     def forget(self, link: StationLink) -> None:
         if self.links.get(link.station.identity) is link:
             del self.links[link.station.identity]

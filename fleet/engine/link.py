@@ -501,7 +501,7 @@ class StationLink:
 
     # -- effects: what the model asks of the engine --------------------------------
 
-    def _effect(self, effect: Reboot | Reconnect) -> None:
+    def _effect(self, effect: object) -> None:
         if isinstance(effect, Reboot):
             self._go_dark()
             self.state = _REBOOTING
@@ -510,6 +510,9 @@ class StationLink:
             self._go_dark()
             self._attempt = 0
             self._connect()
+        else:
+            # File transfers and anything else that moves bytes outside OCPP.
+            self.fleet.run_effect(self, effect)
 
     def _go_dark(self) -> None:
         """Close the websocket on purpose (close code 1000) and stop all timers."""

@@ -28,6 +28,8 @@ from fleet.model.config import ConfigStore, TooManyKeys
 from fleet.model.connector import Connector, Fault
 from fleet.model.faults import VendorError
 from fleet.model.meter import MIN_CHARGING_CURRENT, EvModel, Meter
+from fleet.model.transfers import HANDLERS as TRANSFER_HANDLERS
+from fleet.model.transfers import Transfers
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
 
@@ -224,7 +226,8 @@ class Station:
         self._pending_since = 0.0
         self._authorizing: str | None = None
         self.dropped_messages = 0
-        self.effects: deque[Effect] = deque()
+        self.effects: deque[object] = deque()  # Reboot, Reconnect, transfer effects
+        self.transfers = Transfers()
         self._soft_reset_at: float | None = None  # a soft reset waiting for the queue
         self.config.set_internal("BoxIdentifier", identity[:50])
         self._apply_config()
@@ -386,6 +389,9 @@ class Station:
             t = min(t, self._pending_since + self.connection_timeout)
         if self._soft_reset_at is not None:
             t = min(t, self._soft_reset_at)
+        transfer_at = self.transfers.next_wakeup()
+        if transfer_at is not None:
+            t = min(t, transfer_at)
         return None if t == float("inf") else t
 
     # -- time ------------------------------------------------------------------
@@ -400,6 +406,7 @@ class Station:
         ):
             self._soft_reset_at = None
             self.effects.append(Reboot(hard=False, seconds=self.reboot_seconds))
+        self.transfers.advance(self, now)
         tx = self.transaction
         if tx is not None:
             full_at = self._ev_full_at()
@@ -492,6 +499,7 @@ class Station:
                 conn.reported = None
                 conn.changed_at = now - self.minimum_status_duration
             self._queue_due_statuses(now)
+            self.transfers.boot_accepted(self, now)
         else:
             retry = interval if interval > 0 else self.heartbeat_interval or BOOT_RETRY_AFTER_ERROR
             self._boot_due = now + retry
@@ -914,6 +922,16 @@ class Station:
         for cid in (0, 1):
             self._update_status(cid, now)
 
+    def security_event(self, kind: str, now: float, tech_info: str | None = None) -> None:
+        """Report a security event (OCPP 1.6 security extension) when
+        ``SecurityEventsEnabled``; e.g. the engine's "FailedToAuthenticateAtCentralSystem"."""
+        if not self.config.get_bool("SecurityEventsEnabled"):
+            return
+        payload: dict[str, Any] = {"type": kind, "timestamp": iso8601(now)}
+        if tech_info:
+            payload["techInfo"] = tech_info[:255]
+        self._outbox.append(Outgoing("SecurityEventNotification", payload))
+
     def _on_data_transfer(self, payload: dict[str, Any], now: float) -> dict[str, Any]:
         return {"status": "UnknownVendorId"}
 
@@ -936,4 +954,5 @@ _HANDLERS = {
     "TriggerMessage": Station._on_trigger_message,
     "DataTransfer": Station._on_data_transfer,
     "Reset": Station._on_reset,
+    **TRANSFER_HANDLERS,
 }
