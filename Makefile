@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup demo test lint typecheck bench clean interop-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,20 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: lint typecheck
+# The interop test (tests/interop) runs the stations against ocpp-rpc, a Node OCPP-J
+# implementation; its pinned dependencies are installed here when npm is available.
+# Without Node the test skips, and `make test` still works.
+INTEROP       := tests/interop
+INTEROP_STAMP := $(INTEROP)/node_modules/.installed
+NPM           := $(shell command -v npm 2>/dev/null)
+
+$(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	$(NPM) ci --prefix $(INTEROP) --no-audit --no-fund
+	touch $@
+
+interop-deps: $(if $(NPM),$(INTEROP_STAMP))
+
+test: lint typecheck interop-deps
 	$(BIN)/pytest -q
 
 bench: setup

@@ -9,11 +9,13 @@ ledger after the run. Every user mistake ends in one line on stderr and exit 2.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,13 @@ from urllib.parse import urlsplit
 
 import click
 
+from fleet.engine.security import (
+    SecurityConfigError,
+    TlsSettings,
+    build_client_context,
+    redact_url,
+    tls_reason,
+)
 from fleet.scenarios.profile import ProfileError, available, load
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locust" / "locustfile.py"
@@ -46,21 +55,42 @@ def parse_duration(text: str) -> int:
     return total
 
 
-def check_csms_url(url: str, timeout: float = 3.0) -> None:
-    """Fail early, in one line, when the CSMS URL is malformed or nothing listens there."""
+def check_csms_url(url: str, timeout: float = 3.0, tls: TlsSettings | None = None) -> None:
+    """Fail early, in one line, when the CSMS URL is malformed or nothing listens there.
+
+    For wss:// with ``tls``, also check that the CSMS's certificate verifies.
+    """
     parts = urlsplit(url)
+    shown = redact_url(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise UsageProblem(f"--csms: {url!r} is not a ws:// or wss:// URL")
+        raise UsageProblem(f"--csms: {shown!r} is not a ws:// or wss:// URL")
     try:
         port = parts.port or (443 if parts.scheme == "wss" else 80)
     except ValueError:
-        raise UsageProblem(f"--csms: {url!r} has an invalid port") from None
+        raise UsageProblem(f"--csms: {shown!r} has an invalid port") from None
     try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
-            pass
+        with socket.create_connection((parts.hostname, port), timeout=timeout) as sock:
+            if parts.scheme == "wss" and tls is not None and not tls.insecure:
+                _check_certificate(sock, parts.hostname, port, tls)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UsageProblem(f"--csms: cannot reach {parts.hostname}:{port} ({reason})") from None
+
+
+def _check_certificate(sock: socket.socket, host: str, port: int, tls: TlsSettings) -> None:
+    """A TLS handshake without a client certificate: only verification errors count here
+    (a CSMS that wants a client certificate is the stations' business)."""
+    try:
+        context = build_client_context(tls, None)
+        with context.wrap_socket(sock, server_hostname=host):
+            pass
+    except ssl.SSLCertVerificationError as exc:
+        raise UsageProblem(
+            f"--csms: the TLS certificate of {host}:{port} does not verify "
+            f"({exc.verify_message}); give its CA with --ca-file"
+        ) from None
+    except (ssl.SSLError, SecurityConfigError, OSError):
+        pass
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -158,6 +188,27 @@ def main() -> None:
     help="Write the reference CSMS ledger summary here (embedded CSMS only).",
 )
 @click.option("--no-validate", is_flag=True, help="Skip OCPP schema validation in the stations.")
+@click.option(
+    "--ca-file",
+    metavar="PEM",
+    help="CA certificate(s) that sign the CSMS's certificate (wss://); default: the system store.",
+)
+@click.option(
+    "--client-cert",
+    metavar="PEM",
+    help="Client certificate for SecurityProfile 3 (mutual TLS); '{id}' in the path is "
+    "replaced by the station id.",
+)
+@click.option(
+    "--client-key",
+    metavar="PEM",
+    help="Private key of --client-cert if not in the same file; '{id}' as there.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Do not verify the CSMS's TLS certificate (testing only; prints a warning).",
+)
 def run(
     csms_url: str | None,
     stations: int,
@@ -173,6 +224,10 @@ def run(
     html_report: str | None,
     ledger_json: str | None,
     no_validate: bool,
+    ca_file: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    insecure: bool,
 ) -> None:
     """Run a fleet: headless with a summary and an exit code, or in the Locust web UI."""
     seconds = parse_duration(duration)
@@ -182,16 +237,41 @@ def run(
         raise UsageProblem(str(exc)) from None
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", station_prefix):
         raise UsageProblem("--station-prefix: 1..16 letters, digits, '.', '_' or '-'")
+    tls = TlsSettings(ca_file, client_cert, client_key, insecure)
+    try:
+        tls.check()
+    except SecurityConfigError as exc:
+        raise UsageProblem(f"TLS: {exc}") from None
+    security_profile = profile.security_profile
+    if security_profile >= 2 and not (csms_url or "").lower().startswith("wss://"):
+        raise UsageProblem(
+            f"profile {profile.name}: SecurityProfile {security_profile} needs a wss:// CSMS "
+            "(--csms wss://...)"
+        )
+    if security_profile == 3 and not client_cert:
+        raise UsageProblem(
+            f"profile {profile.name}: SecurityProfile 3 needs a client certificate (--client-cert)"
+        )
+    if insecure:
+        click.echo(
+            "fleet: WARNING: TLS certificate verification is off (--insecure): "
+            "any server can pose as the CSMS",
+            err=True,
+        )
 
     csms = None
     if csms_url is None:
         from fleet.csms.server import CsmsThread
 
-        csms = CsmsThread(accepted_tags=profile.id_tags)
+        key = profile.config.get("AuthorizationKey") if security_profile == 1 else None
+        csms = CsmsThread(
+            accepted_tags=profile.id_tags,
+            basic_auth=None if key is None else _password_check(str(key)),
+        )
         url = csms.start()
         click.echo(f"fleet: embedded reference CSMS at {url}", err=True)
     else:
-        check_csms_url(csms_url)
+        check_csms_url(csms_url, tls=tls)
         url = csms_url
 
     cmd = [
@@ -227,6 +307,7 @@ def run(
         cmd += ["--csv", csv_prefix]
     if no_validate:
         cmd += ["--fleet-no-validate"]
+    cmd += tls.as_options("fleet-")
     if not headless:
         click.echo(f"fleet: Locust web UI at http://127.0.0.1:{web_port}", err=True)
 
@@ -235,6 +316,16 @@ def run(
         code = max(code, _report_ledger(csms, ledger_json))
         csms.stop()
     sys.exit(code)
+
+
+def _password_check(key: str) -> Any:
+    """A Basic auth predicate for the reference CSMS: every station has this password."""
+    expected = key.encode("utf-8", "surrogateescape")
+
+    def check(station_id: str, password: str) -> bool:
+        return hmac.compare_digest(password.encode("utf-8", "surrogateescape"), expected)
+
+    return check
 
 
 def _run_child(cmd: list[str]) -> int:
@@ -292,6 +383,21 @@ def _report_ledger(csms: Any, path: str | None) -> int:
     show_default=True,
 )
 @click.option("--heartbeat-interval", type=click.IntRange(min=0), default=60, show_default=True)
+@click.option("--tls-cert", metavar="PEM", help="Serve wss:// with this certificate (chain).")
+@click.option("--tls-key", metavar="PEM", help="Private key of --tls-cert if not in that file.")
+@click.option(
+    "--tls-client-ca",
+    metavar="PEM",
+    help="Require station certificates signed by this CA (mutual TLS, SecurityProfile 3).",
+)
+@click.option(
+    "--require-basic-auth",
+    "basic_auth_key",
+    metavar="KEY",
+    envvar="FLEET_CSMS_AUTHORIZATION_KEY",
+    help="Require HTTP Basic auth: user = station id, password = KEY (profiles 1 and 2). "
+    "Also read from $FLEET_CSMS_AUTHORIZATION_KEY, which keeps it off the command line.",
+)
 def csms(
     host: str,
     port: int,
@@ -300,10 +406,24 @@ def csms(
     profile_name: str | None,
     boot_status: str,
     heartbeat_interval: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+    basic_auth_key: str | None,
 ) -> None:
     """Serve the reference CSMS (the one `fleet run` embeds) until Ctrl-C."""
-    from fleet.csms.server import serve_forever
+    from fleet.csms.server import serve_forever, tls_context
 
+    context = None
+    if tls_cert is None and (tls_key or tls_client_ca):
+        raise UsageProblem("--tls-key and --tls-client-ca need --tls-cert")
+    if tls_cert is not None:
+        try:
+            context = tls_context(tls_cert, tls_key, tls_client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageProblem(
+                f"TLS: cannot load --tls-cert / --tls-key / --tls-client-ca ({tls_reason(exc)})"
+            ) from None
     tags = list(accept_tags)
     if profile_name:
         try:
@@ -319,6 +439,8 @@ def csms(
                 accept_all_tags=accept_all,
                 boot_status=boot_status,
                 heartbeat_interval=heartbeat_interval,
+                ssl_context=context,
+                basic_auth=None if not basic_auth_key else _password_check(basic_auth_key),
             )
         )
     except OSError as exc:

@@ -106,6 +106,8 @@ class StationRecord:
     data_transfers: list[dict[str, Any]] = field(default_factory=list)
     diagnostics_statuses: list[str] = field(default_factory=list)
     firmware_statuses: list[str] = field(default_factory=list)
+    #: SecurityEventNotification.req payloads (``type``, ``timestamp``, ``techInfo``).
+    security_events: list[dict[str, Any]] = field(default_factory=list)
     messages: dict[str, int] = field(default_factory=dict)
     anomalies: list[str] = field(default_factory=list)
 
@@ -253,6 +255,10 @@ class Ledger:
     def record_firmware_status(self, station_id: str, status: str) -> None:
         with self._lock:
             self._station(station_id).firmware_statuses.append(status)
+
+    def record_security_event(self, station_id: str, event: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._station(station_id).security_events.append(dict(event))
 
     def start_transaction(
         self,

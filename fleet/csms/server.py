@@ -13,9 +13,12 @@ its own in a daemon thread for synchronous callers (CLI, tests).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import re
+import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
 from types import TracebackType
@@ -35,13 +38,18 @@ from ocpp.v16.enums import (
     RegistrationStatus,
 )
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHeader
+from websockets.headers import build_www_authenticate_basic, parse_authorization_basic
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from fleet.csms.ledger import Ledger
+from fleet.engine.security import SERVER_LOGGER
 
-__all__ = ["CsmsThread", "ReferenceCsms", "serve_forever"]
+__all__ = ["BasicAuth", "CsmsThread", "ReferenceCsms", "serve_forever", "tls_context"]
+
+BasicAuth = Mapping[str, str] | Callable[[str, str], bool]
+"""Who may connect: station id -> password, or a predicate (station id, password)."""
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +89,22 @@ def _quiet_ocpp_logger() -> None:
     ocpp_logger = logging.getLogger("ocpp")
     if ocpp_logger.level == logging.NOTSET:
         ocpp_logger.setLevel(logging.WARNING)
+    if _redact_authorization_key not in ocpp_logger.filters:
+        ocpp_logger.addFilter(_redact_authorization_key)
+
+
+_JSON_VALUE = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def _redact_authorization_key(record: logging.LogRecord) -> bool:
+    """With frame logging on, a ChangeConfiguration of AuthorizationKey would print the
+    new key: replace the values of any frame that names it (only runs for records that
+    are logged at all)."""
+    message = record.getMessage()
+    if "AuthorizationKey" in message:
+        record.msg = _JSON_VALUE.sub(r'\1"[redacted]"', message)
+        record.args = None
+    return True
 
 
 class _Station(ChargePoint):  # type: ignore[misc]  # the ocpp library is untyped
@@ -218,6 +242,16 @@ class _Station(ChargePoint):  # type: ignore[misc]  # the ocpp library is untype
         self._ledger.record_firmware_status(self.id, status)
         return call_result.FirmwareStatusNotification()
 
+    @_on(Action.security_event_notification)
+    def on_security_event_notification(
+        self, type: str, timestamp: str, tech_info: str | None = None
+    ) -> call_result.SecurityEventNotification:
+        event = {"type": type, "timestamp": timestamp}
+        if tech_info is not None:
+            event["techInfo"] = tech_info
+        self._ledger.record_security_event(self.id, event)
+        return call_result.SecurityEventNotification()
+
 
 class ReferenceCsms:
     """An OCPP 1.6J central system that accepts any station and records what it sends.
@@ -225,6 +259,14 @@ class ReferenceCsms:
     ``boot_status``, ``heartbeat_interval``, ``accept_all_tags`` and ``accepted_tags``
     may be changed while it runs (e.g. to let a fleet boot into Pending and then
     accept it); they apply to the next message that needs them.
+
+    Security profiles: ``ssl_context`` (a server context, see :func:`tls_context`)
+    serves wss://; one that requires client certificates is profile 3. ``basic_auth``
+    makes every upgrade request carry HTTP Basic credentials whose user is the station
+    id of the URL (profiles 1 and 2), answering 401 otherwise; a verified client
+    certificate whose subject CN is the station id (profile 3) is accepted instead.
+    Both the mapping (which may be mutated while running) and ``basic_auth`` itself may
+    change while it runs.
     """
 
     def __init__(
@@ -237,9 +279,14 @@ class ReferenceCsms:
         boot_status: str = "Accepted",
         heartbeat_interval: int = 60,
         ledger: Ledger | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        basic_auth: BasicAuth | None = None,
     ) -> None:
         self.host = host
         self._port = port
+        self.ssl_context = ssl_context
+        self.basic_auth = basic_auth
+        self.auth_failures = 0  # upgrade requests answered 401
         self.accepted_tags = frozenset(accepted_tags or ())
         self.accept_all_tags = accept_all_tags
         self.boot_status = boot_status
@@ -298,7 +345,8 @@ class ReferenceCsms:
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{self.port}/ocpp"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://{host}:{self.port}/ocpp"
 
     def connected_stations(self) -> list[str]:
         # dict.copy() is atomic under the GIL, so other threads may call this too.
@@ -323,6 +371,9 @@ class ReferenceCsms:
             # Deflate costs ~100 KB per connection; OCPP frames are small.
             compression=None,
             close_timeout=_CLOSE_TIMEOUT,
+            ssl=self.ssl_context,
+            # With DEBUG on, websockets logs request headers: not the Authorization one.
+            logger=SERVER_LOGGER,
         )
         logger.debug("reference CSMS listening on %s", self.url)
 
@@ -356,11 +407,42 @@ class ReferenceCsms:
     # -- websocket side -----------------------------------------------------------------
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if not _station_id(request.path):
+        station_id = _station_id(request.path)
+        if not station_id:
             return connection.respond(
                 HTTPStatus.NOT_FOUND, "Append the charge point identity to the URL.\n"
             )
+        if (
+            self.basic_auth is not None
+            and not _certified(connection, station_id)
+            and not self._authenticated(station_id, request)
+        ):
+            self.auth_failures += 1
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized.\n")
+            response.headers["WWW-Authenticate"] = build_www_authenticate_basic("OCPP")
+            return response
         return None
+
+    def _authenticated(self, station_id: str, request: Request) -> bool:
+        """HTTP Basic, as the security whitepaper asks: the user is the station id of
+        the URL, the password its AuthorizationKey. Nothing here logs the header."""
+        values = request.headers.get_all("Authorization")
+        if len(values) != 1:
+            return False
+        try:
+            user, password = parse_authorization_basic(values[0])
+        except InvalidHeader:  # its message quotes the header: never log it
+            return False
+        if user != station_id:
+            return False
+        auth = self.basic_auth
+        if callable(auth):
+            return bool(auth(station_id, password))
+        expected = None if auth is None else auth.get(station_id)
+        if expected is None:
+            return False
+        given = password.encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(given, expected.encode("utf-8", "surrogateescape"))
 
     async def _handle_connection(self, connection: ServerConnection) -> None:
         assert connection.request is not None
@@ -388,6 +470,17 @@ class ReferenceCsms:
         task.add_done_callback(self._background.discard)
 
 
+def _certified(connection: ServerConnection, station_id: str) -> bool:
+    """Profile 3: a client certificate the TLS layer verified, issued to this station
+    (subject CN = station id), stands in for Basic auth."""
+    transport = connection.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    if not cert:
+        return False
+    subject = [item for rdn in cert.get("subject", ()) for item in rdn]
+    return ("commonName", station_id) in subject
+
+
 class CsmsThread:
     """A :class:`ReferenceCsms` on its own event loop in a daemon thread.
 
@@ -407,6 +500,8 @@ class CsmsThread:
         heartbeat_interval: int = 60,
         ledger: Ledger | None = None,
         startup_timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+        basic_auth: BasicAuth | None = None,
     ) -> None:
         self.csms = ReferenceCsms(
             host,
@@ -416,6 +511,8 @@ class CsmsThread:
             boot_status=boot_status,
             heartbeat_interval=heartbeat_interval,
             ledger=ledger,
+            ssl_context=ssl_context,
+            basic_auth=basic_auth,
         )
         self._startup_timeout = startup_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -518,6 +615,18 @@ class CsmsThread:
             logger.exception("reference CSMS loop ended with an error")
         finally:
             loop.close()
+
+
+def tls_context(cert: str, key: str | None = None, client_ca: str | None = None) -> ssl.SSLContext:
+    """A server context for wss:// (profile 2); with ``client_ca``, stations must present a
+    certificate signed by it (mutual TLS, profile 3)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    if client_ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    return ctx
 
 
 async def serve_forever(host: str, port: int, **kwargs: Any) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fleet.engine.link import StationLink
+from fleet.engine.security import Security, TlsSettings
 from fleet.metrics.stats import FleetStats
 from fleet.model.station import Station
 
@@ -34,14 +35,24 @@ class Fleet:
         keep_samples: bool = True,
         seed: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
+        """``tls``: CA store, client certificate(s) and the insecure opt-out for every
+        station's wss:// connections (see :mod:`fleet.engine.security`). ``ssl_context``,
+        if given, is used as is for every TLS connection instead."""
         self.loop = loop
         self.stats = stats if stats is not None else FleetStats()
         self.validate = validate
         self.samples: deque[Sample] | None = deque() if keep_samples else None
         self.rng = random.Random(seed)
         self.ssl_context = ssl_context
+        self.tls = tls if tls is not None else TlsSettings()
+        # One SSLContext per distinct setting (server-only; each client certificate),
+        # built at the first connection that needs it and shared by all stations.
+        self.security = Security(self.tls, ssl_context=ssl_context)
         self.links: dict[str, StationLink] = {}
+        # fleet.engine.transfer.TransferRunner, made by run_effect at the first file transfer.
+        self.transfer_runner: Any = None
         # The model works in Unix time (timestamps in messages); timers use the
         # loop's monotonic clock. One offset, taken once, maps between them.
         self.clock_offset = time.time() - loop.time()
@@ -86,8 +97,20 @@ class Fleet:
             link.stop()
 
     def run_effect(self, link: StationLink, effect: object) -> None:
-        """Carry out an effect the link does not handle itself (file transfers)."""
-        raise NotImplementedError(f"no runner for {type(effect).__name__}")
+        """Carry out an effect the link does not handle itself (file transfers).
+
+        Upload / Download go to ``transfer_runner`` (a
+        :class:`fleet.engine.transfer.TransferRunner`, made at the first transfer; set
+        one beforehand to change its pool size, timeouts, TLS context or HTTP method).
+        """
+        from fleet.engine.transfer import TransferRunner
+        from fleet.model.transfers import Download, Upload
+
+        if not isinstance(effect, Upload | Download):
+            raise NotImplementedError(f"no runner for {type(effect).__name__}")
+        if self.transfer_runner is None:
+            self.transfer_runner = TransferRunner(self)
+        self.transfer_runner.submit(link, effect)
 
     def forget(self, link: StationLink) -> None:
         if self.links.get(link.station.identity) is link:

@@ -25,6 +25,7 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
 
+from fleet.engine.security import CLIENT_LOGGER, SecurityConfigError, redact_url, split_userinfo
 from fleet.model.station import CSMS_ACTIONS, Reboot, Reconnect, Station
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
@@ -107,7 +108,11 @@ class StationLink:
         # The station's own configuration says where it connects: SupervisionUrl (the
         # CSMS base URL) + "/" + BoxIdentifier (its id), as on the real device. So a
         # ChangeConfiguration of either takes effect at the next connection.
-        station.config.set_internal("SupervisionUrl", url.rstrip("/")[:255])
+        # A password in the URL stays out of the configuration (GetConfiguration would
+        # show it): it is kept here and sent while SupervisionUrl is still this URL.
+        base, self._userinfo = split_userinfo(url.rstrip("/"))
+        self._base_url = base[:255]
+        station.config.set_internal("SupervisionUrl", self._base_url)
         self.ssl_context = ssl_context
         self.rng = rng or random.Random()
         self.rpc = RpcEndpoint(
@@ -129,6 +134,8 @@ class StationLink:
         self._attempt = 0
         self._ever_connected = False
         self._boot_status: str | None = None
+        self._auth: str | None = None  # this connection's Authorization header; never logged
+        self._security_reported: str | None = None  # one security event per failure streak
         station.observer = self
         self.url = ""
         self.uri: WebSocketURI | None = None
@@ -186,32 +193,65 @@ class StationLink:
 
     async def _open(self) -> None:
         config = self.station.config
-        self.url = f"{config.get('SupervisionUrl')}/{config.get('BoxIdentifier')}"
+        supervision_url = config.get("SupervisionUrl")
+        self.url = f"{supervision_url}/{config.get('BoxIdentifier')}"
         try:
             uri = self.uri = parse_uri(self.url)
         except Exception as exc:
             self._connect_failed("bad url", exc)
             return
-        timeout = float(self.station.config.get_int("WebsocketConnectionTimeout"))
+        # Security profile, TLS context (cached per setting) and Basic credentials are
+        # read from the configuration at every connection, like the URL.
+        userinfo = self._userinfo if supervision_url == self._base_url else None
+        try:
+            context, self._auth = self.fleet.security.prepare(
+                uri, self.station.identity, config, userinfo
+            )
+        except SecurityConfigError as exc:
+            # Usually fleet-wide (a ws:// URL for profile 2): one line, not one per station.
+            self.fleet.security.warn_once(f"cannot connect: {exc}")
+            self._connect_failed("config", exc, quiet=True)
+            return
+        if self.ssl_context is not None and context is not None:
+            context = self.ssl_context
+        timeout = float(config.get_int("WebsocketConnectionTimeout"))
         loop = self.fleet.loop
         self._aux_timer = loop.call_later(timeout, self._handshake_timeout)
+        self.wire = wire = _Wire(self)
         try:
-            self.wire = wire = _Wire(self)
             await loop.create_connection(
                 lambda: wire,
                 uri.host,
                 uri.port,
-                ssl=(self.ssl_context or True) if uri.secure else None,
-                server_hostname=uri.host if uri.secure else None,
+                ssl=context,
+                server_hostname=uri.host if context is not None else None,
+                ssl_handshake_timeout=timeout if context is not None else None,
             )
         except ssl.SSLError as exc:
-            self._connect_failed("tls", exc)
+            if self.wire is wire:  # not an attempt given up on already (timeout, stop)
+                self._tls_failed(exc)
         except OSError as exc:
-            self._connect_failed(
-                "refused" if isinstance(exc, ConnectionRefusedError) else "network", exc
-            )
+            if self.wire is wire:
+                self._connect_failed(
+                    "refused" if isinstance(exc, ConnectionRefusedError) else "network", exc
+                )
         except asyncio.CancelledError:
             pass
+
+    def _tls_failed(self, exc: ssl.SSLError) -> None:
+        if (
+            isinstance(exc, ssl.SSLCertVerificationError)
+            and self.station.config.get_int("SecurityProfile") >= 2
+        ):
+            self._security_event("InvalidCentralSystemCertificate", exc.verify_message)
+        self._connect_failed("tls", exc)
+
+    def _security_event(self, kind: str, tech_info: str | None = None) -> None:
+        """Tell the model (it queues a SecurityEventNotification), once per failure streak:
+        a station retrying with backoff must not pile up one event per attempt."""
+        if self._security_reported != kind:
+            self._security_reported = kind
+            self.station.security_event(kind, self.fleet.now(), tech_info)
 
     def _handshake_timeout(self) -> None:
         self._aux_timer = None
@@ -220,13 +260,19 @@ class StationLink:
                 self.transport.abort()
             self._connect_failed("timeout", None)
 
-    def _connect_failed(self, reason: str, exc: BaseException | None) -> None:
+    def _connect_failed(
+        self, reason: str, exc: BaseException | None, *, quiet: bool = False
+    ) -> None:
         if self.state != _CONNECTING:
             return
         self.fleet.stats.connect_failures[reason] += 1
-        if self._attempt == 0:
+        if self._attempt == 0 and not quiet:
             log.warning(
-                "%s: cannot connect to %s (%s: %s)", self.station.identity, self.url, reason, exc
+                "%s: cannot connect to %s (%s: %s)",
+                self.station.identity,
+                redact_url(self.url),
+                reason,
+                exc,
             )
         self._retry_later()
 
@@ -251,9 +297,20 @@ class StationLink:
             transport.abort()
             return
         self.transport = transport
-        ws = self.ws = ClientProtocol(self.uri, subprotocols=[SUBPROTOCOL], max_size=MAX_MESSAGE)
+        ws = self.ws = ClientProtocol(
+            self.uri,
+            subprotocols=[SUBPROTOCOL],
+            max_size=MAX_MESSAGE,
+            logger=CLIENT_LOGGER,  # websockets' DEBUG header dump, minus credentials
+        )
         request = ws.connect()
         request.headers["User-Agent"] = "chargepro-fleet"
+        # websockets adds Basic auth from a URL's userinfo; the security profile decides.
+        if "Authorization" in request.headers:
+            del request.headers["Authorization"]
+        if self._auth is not None:
+            request.headers["Authorization"] = self._auth
+            self._auth = None  # made again from the config at the next connection
         ws.send_request(request)
         self._flush()
 
@@ -262,7 +319,10 @@ class StationLink:
         if self.state == _STOPPED:
             return
         if self.state == _CONNECTING:
-            self._connect_failed("closed during handshake", exc)
+            if isinstance(exc, ssl.SSLError):
+                self._tls_failed(exc)
+            else:
+                self._connect_failed("closed during handshake", exc)
             return
         if self.state == _OPEN:
             self._went_offline()
@@ -289,6 +349,10 @@ class StationLink:
             log.debug("%s: handshake refused: %s", self.station.identity, reason)
             if self.transport is not None:
                 self.transport.abort()
+            if ws.handshake_exc is not None and response.status_code in (401, 403):
+                self._security_event(
+                    "FailedToAuthenticateAtCentralSystem", f"HTTP {response.status_code}"
+                )
             self._connect_failed(reason, ws.handshake_exc)
             return
         if self._aux_timer is not None:
@@ -296,6 +360,7 @@ class StationLink:
             self._aux_timer = None
         self.state = _OPEN
         self._attempt = 0
+        self._security_reported = None
         stats = self.fleet.stats
         stats.stations_connected += 1
         if self._ever_connected:

@@ -20,6 +20,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from fleet.engine.fleet import Fleet
 from fleet.engine.loop import LoopThread
+from fleet.engine.security import TlsSettings
 from fleet.metrics import exporter
 from fleet.metrics.stats import FleetStats
 from fleet.model.config import ConfigStore
@@ -60,6 +61,7 @@ class Bridge:
             stats=self.stats,
             validate=not getattr(opts, "fleet_no_validate", False),
             seed=self.rng.getrandbits(64),
+            tls=tls_settings(opts),
         )
         self.thread.start()
         self._seq = 0
@@ -96,8 +98,12 @@ class Bridge:
                 self.fleet.now(),
                 config=ConfigStore(profile.config),
                 ev=profile.pick_ev(self.fleet.rng),
-                boot_info=BootInfo(model=profile.model, serial=identity[-25:]),
+                boot_info=BootInfo(
+                    model=profile.model, serial=identity[-25:], firmware=profile.firmware
+                ),
             )
+            station.reboot_seconds = profile.reboot_seconds
+            station.reject_number_phases = profile.reject_number_phases
             self.fleet.add(station, url, behaviour.factory(profile))
         except Exception:
             log.exception("%s: could not start", identity)
@@ -164,6 +170,41 @@ def add_arguments(parser: Any) -> None:
         "--fleet-no-validate",
         action="store_true",
         help="Skip OCPP schema validation (not recommended: invalid CSMS payloads go unseen)",
+    )
+    # Options of this group are not shown in Locust's web UI (only the parser's own
+    # add_argument marks options for it): TLS settings are start-up configuration.
+    group.add_argument(
+        "--fleet-ca-file",
+        default=None,
+        help="PEM CA file (or bundle, or hashed directory) to verify the CSMS's certificate "
+        "(wss://); default: the system store",
+    )
+    group.add_argument(
+        "--fleet-client-cert",
+        default=None,
+        help="PEM client certificate for SecurityProfile 3 (mutual TLS); "
+        "'{id}' in the path is replaced by the station id",
+    )
+    group.add_argument(
+        "--fleet-client-key",
+        default=None,
+        help="PEM private key of --fleet-client-cert, if not in the same file; '{id}' as there",
+    )
+    group.add_argument(
+        "--fleet-insecure",
+        action="store_true",
+        help="Do not verify the CSMS's TLS certificate (testing only; the run warns)",
+    )
+
+
+def tls_settings(opts: Any) -> TlsSettings:
+    """The --fleet-ca-file / --fleet-client-cert / --fleet-client-key / --fleet-insecure
+    options as the engine's TlsSettings."""
+    return TlsSettings(
+        ca_file=getattr(opts, "fleet_ca_file", None) or None,
+        client_cert=getattr(opts, "fleet_client_cert", None) or None,
+        client_key=getattr(opts, "fleet_client_key", None) or None,
+        insecure=bool(getattr(opts, "fleet_insecure", False)),
     )
 
 

@@ -15,7 +15,9 @@ from typing import Any
 import gevent
 from locust import User, events, task
 from locust.env import Environment
+from locust.runners import MasterRunner
 
+from fleet.engine.security import SecurityConfigError
 from fleet.locust import bridge
 from fleet.scenarios.profile import ProfileError, load
 
@@ -31,9 +33,21 @@ def _init(environment: Environment, **_: Any) -> None:
     if opts is None:
         return
     try:
-        load(opts.fleet_profile)
+        profile = load(opts.fleet_profile)
+        if not isinstance(environment.runner, MasterRunner):  # the master connects nothing
+            bridge.tls_settings(opts).check()
     except ProfileError as exc:
         sys.stderr.write(f"fleet: {exc}\n")
+        sys.exit(2)
+    except SecurityConfigError as exc:
+        sys.stderr.write(f"fleet: TLS: {exc}\n")
+        sys.exit(2)
+    host = getattr(opts, "host", None) or ""
+    if profile.security_profile >= 2 and host.startswith("ws://"):
+        sys.stderr.write(
+            f"fleet: profile {profile.name}: SecurityProfile {profile.security_profile} "
+            "needs a wss:// --host\n"
+        )
         sys.exit(2)
     bridge.start_metrics(environment)
 

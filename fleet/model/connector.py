@@ -116,7 +116,11 @@ class Connector:
 
     def update(self, now: float) -> tuple[str, str] | None:
         """Re-derive the status; return (old, new) if it changed."""
-        new = self.derive()
+        return self.set_status(self.derive(), now)
+
+    def set_status(self, new: str, now: float) -> tuple[str, str] | None:
+        """Take ``new`` as the status (the station uses it for a passing status, see
+        ``Station._update_status``); return (old, new) if it changed."""
         old = self.status
         if new == old:
             return None

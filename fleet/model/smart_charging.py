@@ -273,15 +273,20 @@ class SmartCharging:
 
     # -- evaluating -------------------------------------------------------------
 
-    def _applicable(self, connector_id: int, transaction_id: int | None) -> list[ChargingProfile]:
+    def _applicable(
+        self, connector_id: int, transaction_id: int | None, in_transaction: bool
+    ) -> list[ChargingProfile]:
+        """The profiles that can limit a connector. A TxProfile needs a running
+        transaction (whose CSMS id may not be known yet) and, if it names one, that one."""
+
         def applies(p: ChargingProfile) -> bool:
             if p.purpose == CHARGE_POINT_MAX:
                 return True
             if p.purpose == TX_DEFAULT:
                 return p.connector_id in (0, connector_id)
             return (
-                p.connector_id == connector_id
-                and transaction_id is not None
+                in_transaction
+                and p.connector_id == connector_id
                 and p.transaction_id in (None, transaction_id)
             )
 
@@ -303,12 +308,11 @@ class SmartCharging:
     ) -> float | None:
         """The limit in ``unit`` at ``t`` on a connector, or None if no profile sets one.
 
-        A Relative profile needs a start: ``tx_start`` (the transaction's start), or
-        when nothing runs, whatever start the caller passes (e.g. the window start).
+        ``tx_start`` is the running transaction's start (None: no transaction): it
+        anchors Relative schedules and admits TxProfiles.
         """
-        return self._limit_of(
-            self._applicable(connector_id, transaction_id), t, unit, phases, tx_start, voltage
-        )
+        profiles = self._applicable(connector_id, transaction_id, tx_start is not None)
+        return self._limit_of(profiles, t, unit, phases, tx_start, voltage)
 
     @staticmethod
     def _limit_of(
@@ -366,7 +370,7 @@ class SmartCharging:
         a change at a fractional instant takes effect from the next whole second.
         """
         end = start + duration
-        profiles = self._applicable(connector_id, transaction_id)
+        profiles = self._applicable(connector_id, transaction_id, tx_start is not None)
         anchor = tx_start if tx_start is not None else start
         points = {0}
         for p in profiles:
@@ -387,7 +391,7 @@ class SmartCharging:
     ) -> float | None:
         """The next instant after ``now`` where the limit on a connector may change."""
         best = _FAR
-        for p in self._applicable(connector_id, transaction_id):
+        for p in self._applicable(connector_id, transaction_id, tx_start is not None):
             for t in p.breakpoints(now, min(best, now + 8 * 86_400), tx_start):
                 best = min(best, t)
         return None if best == _FAR else best

@@ -8,13 +8,15 @@ line naming the file, the line and the field.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from fleet.model.config import ConfigError, ConfigStore
+from fleet.engine.security import Secret
+from fleet.model.config import KEYS, ConfigError, ConfigStore
 from fleet.model.meter import EvModel
 
 PROFILE_DIRS = (Path.cwd() / "profiles", Path(__file__).resolve().parents[2] / "profiles")
@@ -71,7 +73,15 @@ class Profile:
     sessions: Sessions
     plug_after_remote_start: Range = (1.0, 5.0)
     unplug_after_remote_stop: Range = (2.0, 6.0)
+    firmware: str = "3.0.0"
+    reboot_seconds: float = 10.0
+    reject_number_phases: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def security_profile(self) -> int:
+        """The stations' SecurityProfile (0..3)."""
+        return int(self.config.get("SecurityProfile", 0))
 
     def pick_ev(self, rng: Any) -> EvModel:
         ev = rng.choices(self.evs, weights=[e.weight for e in self.evs])[0]
@@ -210,11 +220,22 @@ class _Reader:
             raise self.fail(
                 "behaviour", f"must be one of {', '.join(BEHAVIOURS)}, got {behaviour!r}"
             )
-        station = self.mapping(top.get("station"), "station", {"model", "config"})
+        station = self.mapping(
+            top.get("station"),
+            "station",
+            {"model", "firmware", "reboot_seconds", "reject_number_phases", "config", "security"},
+        )
+        firmware = str(station.get("firmware", "3.0.0"))
+        if not 1 <= len(firmware) <= 50:
+            raise self.fail("station.firmware", "firmwareVersion is 1..50 characters")
+        reject_number_phases = station.get("reject_number_phases", True)
+        if not isinstance(reject_number_phases, bool):
+            raise self.fail("station.reject_number_phases", "expected true or false")
         model = str(station.get("model", "EVB4S22N40M"))
         if len(model) > 20:
             raise self.fail("station.model", "chargePointModel is at most 20 characters")
-        config = self.mapping(station.get("config"), "station.config", _config_keys())
+        config = dict(self.mapping(station.get("config"), "station.config", _config_keys()))
+        config.update(self.security(station.get("security"), config))
         try:
             ConfigStore(config)
         except ConfigError as exc:
@@ -232,6 +253,11 @@ class _Reader:
             id_tags=self.id_tags(top.get("id_tags")),
             evs=self.evs(top.get("evs")),
             sessions=self.sessions(top.get("sessions")),
+            firmware=firmware,
+            reboot_seconds=self.number(
+                station.get("reboot_seconds", 10.0), "station.reboot_seconds", 0.0, 3600.0
+            ),
+            reject_number_phases=reject_number_phases,
             plug_after_remote_start=self.range(
                 self.mapping(
                     top.get("remote_start"), "remote_start", {"plug_after", "unplug_after"}
@@ -245,6 +271,64 @@ class _Reader:
                 (2.0, 6.0),
             ),
         )
+
+    def security(self, value: Any, config: dict[str, Any]) -> dict[str, Any]:
+        """``station.security``: the OCPP security profile and the Basic auth password,
+        as the config overrides SecurityProfile / AuthorizationKey. Messages name the
+        field or the variable, never the key itself."""
+        where = "station.security"
+        sec = self.mapping(value, where, {"profile", "authorization_key", "authorization_key_env"})
+        out: dict[str, Any] = {}
+        for field_name, config_key in (
+            ("profile", "SecurityProfile"),
+            ("authorization_key", "AuthorizationKey"),
+            ("authorization_key_env", "AuthorizationKey"),
+        ):
+            if field_name in sec and config_key in config:
+                raise self.fail(
+                    f"{where}.{field_name}",
+                    f"{config_key} is also set in station.config; keep one",
+                )
+        if "profile" in sec:
+            profile = sec["profile"]
+            if isinstance(profile, bool) or profile not in (0, 1, 2, 3):
+                raise self.fail(f"{where}.profile", f"must be 0, 1, 2 or 3, got {profile!r}")
+            out["SecurityProfile"] = int(profile)
+        if "authorization_key" in sec and "authorization_key_env" in sec:
+            raise self.fail(
+                f"{where}.authorization_key", "give authorization_key or authorization_key_env"
+            )
+        key: Any = None
+        key_where = ""
+        if "authorization_key_env" in sec:
+            key_where = f"{where}.authorization_key_env"
+            name = sec["authorization_key_env"]
+            if not isinstance(name, str) or not name:
+                raise self.fail(key_where, "expected the name of an environment variable")
+            key = os.environ.get(name)
+            if not key:
+                raise self.fail(key_where, f"environment variable {name} is not set")
+        elif "authorization_key" in sec:
+            key_where = f"{where}.authorization_key"
+            key = sec["authorization_key"]
+            if not isinstance(key, str):
+                raise self.fail(key_where, f"expected a string, got {type(key).__name__}")
+        elif isinstance(config.get("AuthorizationKey"), str):
+            key_where, key = "station.config.AuthorizationKey", config["AuthorizationKey"]
+        if key is not None:
+            minimum = KEYS["AuthorizationKey"].min_bytes or 0
+            size = len(key.encode("utf-8", "surrogatepass"))
+            if size < minimum:
+                raise self.fail(key_where, f"must be at least {minimum} bytes, got {size}")
+            out["AuthorizationKey"] = Secret(key)
+        profile_now = str(out.get("SecurityProfile", config.get("SecurityProfile", 0)))
+        if profile_now in ("1", "2") and key is None:
+            raise self.fail(
+                f"{where}.profile" if "profile" in sec else where,
+                f"SecurityProfile {profile_now} (HTTP Basic auth) needs authorization_key_env "
+                "or authorization_key",
+            )
+        return out
 
     def id_tags(self, value: Any) -> tuple[str, ...]:
         if value is None:

@@ -148,7 +148,8 @@ def test_unreachable_csms_is_counted_not_raised() -> None:
         (b'[2, "c2", "BootNotification", {}]', "NotSupported"),
         (b'[2, "c3", "RemoteStopTransaction", {}]', "OccurenceConstraintViolation"),
         (b'[2, "c4", "RemoteStopTransaction", {"transactionId": "x"}]', "TypeConstraintViolation"),
-        (b'[2, "c5", "ClearCache", {}]', "NotImplemented"),
+        # A security-extension action the Charge Pro's guide does not list.
+        (b'[2, "c5", "ExtendedTriggerMessage", {"requestedMessage": "Heartbeat"}]', "NotSupported"),
     ],
 )
 def test_bad_csms_frames_get_callerrors(frame: bytes, code: str) -> None:

@@ -7,6 +7,7 @@ the table written out below cell by cell.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +29,7 @@ from fleet.model.connector import (
 )
 from fleet.model.faults import VENDOR_ERRORS
 from fleet.model.meter import EvModel
-from fleet.model.station import NullObserver, Station
+from fleet.model.station import NullObserver, Reboot, Station
 from fleet.protocol.schemas import validate
 
 T0 = 1_700_000_000.0
@@ -314,7 +315,34 @@ class Driver:
             self.fail_next.add(event[1])
         elif kind == "config":
             self.call("ChangeConfiguration", {"key": event[1], "value": event[2]})
+        elif kind == "availability":
+            self.call("ChangeAvailability", {"connectorId": event[1], "type": event[2]})
+        elif kind == "reserve":
+            expiry = datetime.fromtimestamp(now + event[2], UTC).isoformat()
+            payload = {"connectorId": event[1], "expiryDate": expiry, "idTag": "A"}
+            self.call("ReserveNow", {**payload, "reservationId": 1})
+        elif kind == "cancel_reservation":
+            self.call("CancelReservation", {"reservationId": 1})
+        elif kind == "unlock":
+            self.call("UnlockConnector", {"connectorId": 1})
+        elif kind == "reset":
+            self.call("Reset", {"type": event[1]})
+        self._effects()
         self.flush()
+
+    def _effects(self) -> None:
+        """Reboot as the engine does (no sockets): offline, dark for a while, back."""
+        st = self.st
+        while st.effects:
+            effect = st.effects.popleft()
+            if isinstance(effect, Reboot):
+                if st.online:
+                    st.disconnected(self.now)
+                self.now += effect.seconds
+                st.advance(self.now)
+                st.rebooted(self.now)
+                st.connected(self.now)
+                self.reported = {0: None, 1: None}
 
 
 CONFIG_CHANGES = [
@@ -356,6 +384,13 @@ COMMON_EVENTS: list[tuple[Any, ...]] = [
     *[("callerror", a) for a in ("Authorize", "StartTransaction", "StopTransaction")],
     ("callerror", "MeterValues"),
     *[("config", key, value) for key, value in CONFIG_CHANGES],
+    *[("availability", cid, kind) for cid in (0, 1) for kind in ("Inoperative", "Operative")],
+    ("availability", 1, "Operative"),
+    *[("reserve", cid, expiry) for cid in (0, 1) for expiry in (30.0, 900.0)],
+    ("cancel_reservation",),
+    ("unlock",),
+    ("reset", "Soft"),
+    ("reset", "Hard"),
     *[("clear", 0), ("clear", 1)] * 3,
 ]
 FAULTS = st.tuples(st.just("fault"), st.sampled_from(VENDOR_ERRORS), st.sampled_from([0, 1, 1]))

@@ -166,10 +166,16 @@ def test_tx_profile_overrules_tx_default_even_at_a_lower_stack() -> None:
         (1, profile(1, [(0, 10)], stack=5)),
         (1, profile(2, [(0, 25)], purpose=TX, stack=0, tx=42)),
     )
-    assert composite(sc, T, 60, transaction_id=42) == [(0, 25)]
-    assert composite(sc, T, 60, transaction_id=None) == [(0, 10)]  # no transaction: default
+    assert composite(sc, T, 60, tx_start=T, transaction_id=42) == [(0, 25)]
+    assert composite(sc, T, 60, tx_start=T, transaction_id=41) == [(0, 10)]  # not its tx
+    assert composite(sc, T, 60) == [(0, 10)]  # no transaction: the default applies
     sc.transaction_ended(42)
-    assert composite(sc, T, 60, transaction_id=42) == [(0, 10)]
+    assert composite(sc, T, 60, tx_start=T, transaction_id=42) == [(0, 10)]
+
+
+def test_tx_profile_applies_before_the_csms_has_assigned_the_transaction_id() -> None:
+    sc = installed((1, profile(1, [(0, 10)])), (1, profile(2, [(0, 20)], purpose=TX)))
+    assert composite(sc, T, 60, tx_start=T, transaction_id=None) == [(0, 20)]
 
 
 @pytest.mark.parametrize(

@@ -983,10 +983,14 @@ def test_too_many_keys_is_an_occurence_constraint_violation() -> None:
     assert info.value.code == errors.OCCURENCE_CONSTRAINT_VIOLATION
 
 
-def test_an_action_not_modelled_is_not_implemented() -> None:
-    _, c = make()
+def test_every_operation_of_the_guide_is_answered() -> None:
+    """Both operation tables of the guide: nothing answers NotImplemented."""
+    from fleet.model.station import _HANDLERS, CSMS_ACTIONS
+
+    assert set(_HANDLERS) == CSMS_ACTIONS
+    st, c = make()
     with pytest.raises(OcppError) as info:
-        c.call("GetCompositeSchedule", {"connectorId": 1, "duration": 60})
+        st.handle_call("NoSuchAction", {}, c.now)
     assert info.value.code == errors.NOT_IMPLEMENTED
 
 
