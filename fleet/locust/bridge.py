@@ -25,7 +25,7 @@ from fleet.metrics import exporter
 from fleet.metrics.stats import FleetStats
 from fleet.model.config import ConfigStore
 from fleet.model.station import BootInfo, Station
-from fleet.scenarios import behaviour
+from fleet.scenarios import behaviour, network, storms
 from fleet.scenarios.profile import Profile, load
 
 log = logging.getLogger("fleet.locust")
@@ -64,6 +64,9 @@ class Bridge:
             tls=tls_settings(opts),
         )
         self.thread.start()
+        # Fleet-wide scenario directors (fault storms, offline waves) run on the loop.
+        self.thread.call(storms.start, self.fleet, self.profile.faults, self.fleet.rng)
+        self.thread.call(network.start, self.fleet, self.profile.network, self.fleet.rng)
         self._seq = 0
         self._failures: dict[str, OcppFailure] = {}
         self._drainer = gevent.spawn(self._drain)

@@ -18,6 +18,7 @@ import yaml
 from fleet.engine.security import Secret
 from fleet.model.config import KEYS, ConfigError, ConfigStore
 from fleet.model.meter import EvModel
+from fleet.scenarios import network, storms
 
 PROFILE_DIRS = (Path.cwd() / "profiles", Path(__file__).resolve().parents[2] / "profiles")
 BEHAVIOURS = ("sessions", "idle")
@@ -76,6 +77,8 @@ class Profile:
     firmware: str = "3.0.0"
     reboot_seconds: float = 10.0
     reject_number_phases: bool = True
+    faults: Any = None  # storms.parse(): fault storms, or None
+    network: Any = None  # network.parse(): offline waves and buffering, or None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -213,6 +216,8 @@ class _Reader:
                 "evs",
                 "sessions",
                 "remote_start",
+                "faults",
+                "network",
             },
         )
         behaviour = top.get("behaviour", "sessions")
@@ -258,6 +263,8 @@ class _Reader:
                 station.get("reboot_seconds", 10.0), "station.reboot_seconds", 0.0, 3600.0
             ),
             reject_number_phases=reject_number_phases,
+            faults=storms.parse(self, top.get("faults")),
+            network=network.parse(self, top.get("network")),
             plug_after_remote_start=self.range(
                 self.mapping(
                     top.get("remote_start"), "remote_start", {"plug_after", "unplug_after"}
