@@ -209,6 +209,36 @@ def main() -> None:
     is_flag=True,
     help="Do not verify the CSMS's TLS certificate (testing only; prints a warning).",
 )
+@click.option(
+    "--time-compression",
+    type=click.FloatRange(min=0.001, max=1e6),
+    default=None,
+    help="Model clock speed-up (144: a day in ten minutes). Default: the profile's.",
+)
+@click.option(
+    "--shape",
+    type=click.Choice(["ramp", "steps", "boot-storm", "none"]),
+    default=None,
+    help="Load shape (default: the profile's load section, if any; none: --stations at "
+    "--spawn-rate).",
+)
+@click.option(
+    "--class-picker",
+    is_flag=True,
+    help="Web UI: offer every load shape in Locust's class picker.",
+)
+@click.option(
+    "--offline-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Share of stations an offline wave cuts off. Default: the profile's.",
+)
+@click.option(
+    "--fault-rate",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="Fault storm rate (faults per station per hour). Default: the profile's.",
+)
 def run(
     csms_url: str | None,
     stations: int,
@@ -228,9 +258,16 @@ def run(
     client_cert: str | None,
     client_key: str | None,
     insecure: bool,
+    time_compression: float | None,
+    shape: str | None,
+    class_picker: bool,
+    offline_share: float | None,
+    fault_rate: float | None,
 ) -> None:
     """Run a fleet: headless with a summary and an exit code, or in the Locust web UI."""
     seconds = parse_duration(duration)
+    if class_picker and headless:
+        raise UsageProblem("--class-picker is for the web UI (not with --headless)")
     try:
         profile = load(profile_name)
     except ProfileError as exc:
@@ -308,10 +345,26 @@ def run(
     if no_validate:
         cmd += ["--fleet-no-validate"]
     cmd += tls.as_options("fleet-")
+    if time_compression is not None:
+        cmd += ["--fleet-time-compression", str(time_compression)]
+    if offline_share is not None:
+        cmd += ["--fleet-offline-share", str(offline_share)]
+    if fault_rate is not None:
+        cmd += ["--fleet-fault-rate", str(fault_rate)]
+    # Locust runs the first load shape the locustfile exports; it exports the one
+    # FLEET_SHAPE names (all of them for the web UI's class picker).
+    if shape is None:
+        shape = profile.load.shape if profile.load is not None else "none"
+    env = {"FLEET_SHAPE": "" if shape == "none" else shape}
+    if class_picker:
+        cmd += ["--class-picker"]
+        env["FLEET_SHAPE"] = "all"
+    elif env["FLEET_SHAPE"]:
+        click.echo(f"fleet: load shape {shape}", err=True)
     if not headless:
         click.echo(f"fleet: Locust web UI at http://127.0.0.1:{web_port}", err=True)
 
-    code = _run_child(cmd)
+    code = _run_child(cmd, env)
     if csms is not None:
         code = max(code, _report_ledger(csms, ledger_json))
         csms.stop()
@@ -328,9 +381,10 @@ def _password_check(key: str) -> Any:
     return check
 
 
-def _run_child(cmd: list[str]) -> int:
+def _run_child(cmd: list[str], extra_env: dict[str, str] | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(extra_env or {})
     proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()

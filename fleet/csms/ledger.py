@@ -7,6 +7,20 @@ register running backwards). :meth:`Ledger.check` adds the checks that only make
 once a transaction is over. Nothing here does I/O, so it is testable with plain calls and
 a fake clock.
 
+Delivery of transaction messages is at-least-once (OCPP 1.6, 4.10): a CALL in flight
+when the link drops may have arrived, and the station sends it again. The ledger is
+idempotent about it, as a CSMS is expected to be: a StartTransaction equal to one
+already recorded (station, connector, idTag, meterStart, timestamp) gets the same
+transactionId back, and a StopTransaction or MeterValues equal to one already recorded
+is not applied twice. Each such copy counts as a *re-delivery*
+(``StationRecord.redeliveries``), not a duplicate; a *duplicate* is a message for the
+same thing with different content (a second, different StopTransaction), an anomaly.
+Byte-identical copies cannot be told from a station sending a message twice by
+mistake, so a test compares the re-deliveries with the re-sends the stations made.
+``check(sent=...)`` also proves nothing was lost: each station's count of distinct
+transaction messages received must equal what the station queued (minus what it
+dropped, counted on its side).
+
 Payloads are stored as the station sent them (camelCase keys), not as the ``ocpp``
 library hands them to handlers, so a ledger entry can be compared to the wire.
 """
@@ -15,10 +29,12 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -69,6 +85,9 @@ class TransactionRecord:
     #: StopTransaction.req ``transactionData``, or None when the station sent none.
     transaction_data: list[dict[str, Any]] | None = None
     stopped: bool = False
+    #: Canonical JSON of every MeterValues.req ``meterValue`` list recorded, to tell a
+    #: re-delivery from new values.
+    meter_value_keys: set[str] = field(default_factory=set)
 
     @property
     def energy_wh(self) -> int | None:
@@ -110,6 +129,15 @@ class StationRecord:
     security_events: list[dict[str, Any]] = field(default_factory=list)
     messages: dict[str, int] = field(default_factory=dict)
     anomalies: list[str] = field(default_factory=list)
+    #: Distinct transaction messages (StartTransaction, StopTransaction, MeterValues
+    #: naming a transaction) recorded; re-deliveries are not counted again.
+    transaction_messages: int = 0
+    #: Copies of a transaction message already recorded (at-least-once delivery).
+    redeliveries: int = 0
+    #: Messages for a transaction already closed, with different content.
+    duplicates: int = 0
+    #: (connector, idTag, meterStart, timestamp) of each StartTransaction -> its id.
+    start_keys: dict[tuple[int, str, int, str], int] = field(default_factory=dict)
 
 
 def _fmt(value: float) -> str:
@@ -155,6 +183,36 @@ def _backwards(readings: list[float], where: str) -> list[str]:
         for prev, cur in itertools.pairwise(readings)
         if cur < prev - _WH_TOLERANCE
     ]
+
+
+def _instant(timestamp: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(timestamp))
+    except ValueError:
+        return None
+
+
+def _out_of_order(tx: TransactionRecord) -> list[str]:
+    """MeterValues timestamps non-decreasing and between the Start and Stop timestamps."""
+    tid = tx.transaction_id
+    start, stop = _instant(tx.start_timestamp), _instant(tx.stop_timestamp)
+    problems: list[str] = []
+    previous = start
+    for mv in tx.meter_values:
+        at = _instant(mv.get("timestamp"))
+        if at is None:
+            problems.append(f"unreadable meter value timestamp in transaction {tid}")
+            continue
+        if previous is not None and at < previous:
+            problems.append(
+                f"meter value at {mv.get('timestamp')} out of order in transaction {tid}"
+            )
+        if stop is not None and at > stop:
+            problems.append(
+                f"meter value at {mv.get('timestamp')} after the stop in transaction {tid}"
+            )
+        previous = at
+    return problems
 
 
 class Ledger:
@@ -272,6 +330,14 @@ class Ledger:
         """Assign the next CSMS transaction id; ids are unique across all stations."""
         with self._lock:
             record = self._station(station_id)
+            key = (connector_id, id_tag, meter_start, timestamp)
+            known = record.start_keys.get(key)
+            if known is not None and record.active_transactions.get(connector_id) == known:
+                # The answer was lost and the station sends it again (before anything
+                # else of the transaction, since it keeps its queue in order): same id.
+                record.redeliveries += 1
+                return known
+            record.transaction_messages += 1
             transaction_id = self._next_transaction_id
             self._next_transaction_id += 1
             running = record.active_transactions.get(connector_id)
@@ -290,6 +356,7 @@ class Ledger:
                 reservation_id=reservation_id,
             )
             record.active_transactions[connector_id] = transaction_id
+            record.start_keys[key] = transaction_id
             self._owner[transaction_id] = station_id
             return transaction_id
 
@@ -315,8 +382,17 @@ class Ledger:
                 )
                 return
             if tx.stopped:
+                if (tx.meter_stop, tx.stop_timestamp, tx.stop_reason) == (
+                    meter_stop,
+                    timestamp,
+                    reason,
+                ):
+                    record.redeliveries += 1
+                    return
+                record.duplicates += 1
                 self._anomaly(record, f"second StopTransaction for transaction {transaction_id}")
                 return
+            record.transaction_messages += 1
             tx.stopped = True
             tx.meter_stop = meter_stop
             tx.stop_timestamp = timestamp
@@ -353,6 +429,12 @@ class Ledger:
                     (connector_id, transaction_id, mv) for mv in values
                 )
                 return
+            key = json.dumps([connector_id, values], sort_keys=True)
+            if key in tx.meter_value_keys:
+                record.redeliveries += 1
+                return
+            tx.meter_value_keys.add(key)
+            record.transaction_messages += 1
             if tx.stopped:
                 self._anomaly(
                     record, f"MeterValues for transaction {transaction_id} after its stop"
@@ -429,17 +511,34 @@ class Ledger:
                 "messages_total": sum(by_action.values()),
                 "messages_by_action": dict(sorted(by_action.items())),
                 "anomalies": len(self._anomalies),
+                "transaction_messages": sum(r.transaction_messages for r in stations),
+                "redeliveries": sum(r.redeliveries for r in stations),
+                "duplicates": sum(r.duplicates for r in stations),
             }
 
-    def check(self) -> list[str]:
+    def check(self, sent: Mapping[str, int] | None = None) -> list[str]:
         """Every consistency problem; an empty list means the ledger is consistent.
 
         Active transactions are only checked as far as the live anomalies go: their
-        range is not known until StopTransaction arrives.
+        range is not known until StopTransaction arrives. ``sent``: station id -> the
+        distinct transaction messages it delivered by its own count (queued minus
+        dropped, its queue empty); a station that received fewer lost some, more means
+        the ledger took a duplicate for new data.
         """
         with self._lock:
             problems = list(self._anomalies)
             seen = set(problems)
+            for station_id, count in (sent or {}).items():
+                record = self._stations.get(station_id)
+                got = 0 if record is None else record.transaction_messages
+                if got < count:
+                    problems.append(
+                        f"{station_id}: {count - got} of {count} transaction messages lost"
+                    )
+                elif got > count:
+                    problems.append(
+                        f"{station_id}: {got - count} transaction messages more than it sent"
+                    )
             for record in self._stations.values():
                 for tx in record.transactions.values():
                     if not tx.stopped or tx.meter_stop is None:
@@ -460,6 +559,7 @@ class Ledger:
             problems.append(
                 f"meterStop {tx.meter_stop} < meterStart {tx.meter_start} in transaction {tid}"
             )
+        problems.extend(_out_of_order(tx))
         sources = [("", tx.meter_values)]
         if tx.transaction_data is not None:
             sources.append(("transactionData of ", tx.transaction_data))

@@ -36,8 +36,15 @@ class Fleet:
         seed: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         tls: TlsSettings | None = None,
+        time_compression: float = 1.0,
     ) -> None:
-        """``tls``: CA store, client certificate(s) and the insecure opt-out for every
+        """``time_compression``: the model's clock runs this many times faster than the
+        loop's (144: a day in ten minutes). Meter energy, sample intervals, heartbeats and
+        scenario schedules are in model time; network timeouts (the RPC timeout, scaled
+        here so it stays WebsocketRequestTimeout real seconds), round trips reported to
+        Locust and Prometheus, pings and reconnect backoff stay in real seconds.
+
+        ``tls``: CA store, client certificate(s) and the insecure opt-out for every
         station's wss:// connections (see :mod:`fleet.engine.security`). ``ssl_context``,
         if given, is used as is for every TLS connection instead."""
         self.loop = loop
@@ -51,17 +58,46 @@ class Fleet:
         # built at the first connection that needs it and shared by all stations.
         self.security = Security(self.tls, ssl_context=ssl_context)
         self.links: dict[str, StationLink] = {}
+        # Run-wide knobs from the command line / web UI for the scenario directors
+        # (e.g. "offline_share", "fault_rate"); None or absent: the profile's value.
+        self.overrides: dict[str, Any] = {}
         # fleet.engine.transfer.TransferRunner, made by run_effect at the first file transfer.
         self.transfer_runner: Any = None
         # The model works in Unix time (timestamps in messages); timers use the
-        # loop's monotonic clock. One offset, taken once, maps between them.
-        self.clock_offset = time.time() - loop.time()
+        # loop's monotonic clock. One offset, taken once, maps between them (factor 1);
+        # compressed, model time = t0 + (loop time - l0) * factor.
+        if not time_compression > 0:
+            raise ValueError(f"time_compression must be > 0, got {time_compression!r}")
+        self.time_compression = float(time_compression)
+        self.t0 = time.time()
+        self.l0 = loop.time()
+        self.clock_offset = self.t0 - self.l0
+        if self.time_compression != 1.0:
+            self.now = self._compressed_now  # type: ignore[method-assign]
 
     def now(self) -> float:
-        """Unix time, read from the loop's monotonic clock."""
+        """Unix time (model time), read from the loop's monotonic clock."""
         return self.loop.time() + self.clock_offset
 
+    def _compressed_now(self) -> float:
+        return self.t0 + (self.loop.time() - self.l0) * self.time_compression
+
+    def loop_time(self, model_time: float) -> float:
+        """The loop time at which the model clock reads ``model_time``."""
+        if self.time_compression == 1.0:
+            return model_time - self.clock_offset
+        return self.l0 + (model_time - self.t0) / self.time_compression
+
+    def real(self, model_seconds: float) -> float:
+        """A model duration in real (loop) seconds."""
+        return model_seconds / self.time_compression
+
+    def call_at_model(self, model_time: float, fn: Callable[[], Any]) -> asyncio.TimerHandle:
+        """Run ``fn`` on the loop when the model clock reads ``model_time``."""
+        return self.loop.call_at(self.loop_time(model_time), fn)
+
     def sample(self, action: str, seconds: float, size: int, error: str | None) -> None:
+        """``seconds``: the round trip in real seconds (see StationLink, which converts)."""
         if self.samples is not None:
             self.samples.append((action, seconds, size, error))
 

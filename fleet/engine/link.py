@@ -43,6 +43,13 @@ BACKOFF_CAP = 60.0
 
 _IDLE, _CONNECTING, _OPEN, _REBOOTING, _STOPPED = range(5)
 
+CUT_MODES = ("drop", "refuse", "tls", "hang")
+"""How :meth:`StationLink.cut` takes the CSMS away: ``drop`` closes the socket and
+connecting fails as the network being unreachable; ``refuse`` closes it and connections
+are refused; ``tls`` closes it and connections fail in the TLS handshake; ``hang`` keeps
+the socket open with nothing getting through either way (the WebSocketPingInterval ping
+times out and closes it) and connection attempts time out."""
+
 
 def _rejection(action: str, payload: dict[str, Any]) -> str | None:
     """A CALLRESULT whose status means the CSMS said no (a failure for Locust)."""
@@ -61,6 +68,31 @@ def _rejection(action: str, payload: dict[str, Any]) -> str | None:
 def _outcome(payload: dict[str, Any]) -> str:
     status = payload.get("status")
     return status if isinstance(status, str) else "Answered"
+
+
+class _BlackHole:
+    """A transport that swallows what is written: the network path is hung. Closing
+    or aborting it does so to the real transport underneath."""
+
+    __slots__ = ("real",)
+
+    def __init__(self, real: asyncio.Transport) -> None:
+        self.real = real
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.real.close()
+
+    def abort(self) -> None:
+        self.real.abort()
 
 
 class _Wire(asyncio.Protocol):
@@ -117,7 +149,9 @@ class StationLink:
         self.rng = rng or random.Random()
         self.rpc = RpcEndpoint(
             CSMS_ACTIONS,
-            timeout=float(station.config.get_int("WebsocketRequestTimeout")),
+            # Model seconds: scaled so a compressed clock still waits the real seconds.
+            timeout=float(station.config.get_int("WebsocketRequestTimeout"))
+            * fleet.time_compression,
             validate=fleet.validate,
         )
         self.state = _IDLE
@@ -139,6 +173,8 @@ class StationLink:
         station.observer = self
         self.url = ""
         self.uri: WebSocketURI | None = None
+        self.cut_mode: str | None = None  # a network fault under way (see cut())
+        self._cut_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -156,6 +192,9 @@ class StationLink:
         was_open = self.state == _OPEN
         self.state = _STOPPED
         self._cancel_timers()
+        if self._cut_timer is not None:
+            self._cut_timer.cancel()
+            self._cut_timer = None
         if self.behaviour is not None:
             self.behaviour.stop()
         ws, transport = self.ws, self.transport
@@ -217,6 +256,9 @@ class StationLink:
         timeout = float(config.get_int("WebsocketConnectionTimeout"))
         loop = self.fleet.loop
         self._aux_timer = loop.call_later(timeout, self._handshake_timeout)
+        if self.cut_mode is not None:
+            self._cut_connect()
+            return
         self.wire = wire = _Wire(self)
         try:
             await loop.create_connection(
@@ -237,6 +279,57 @@ class StationLink:
                 )
         except asyncio.CancelledError:
             pass
+
+    # -- network faults (offline waves) -------------------------------------------
+
+    def cut(self, seconds: float, mode: str = "drop") -> None:
+        """Take the CSMS away from this station for ``seconds`` (loop seconds), as
+        ``mode`` says (see CUT_MODES). The station notices as a real one would, keeps
+        charging offline, and reconnects with its usual backoff once the cut is over.
+        A cut during a cut extends it and takes the new mode."""
+        if mode not in CUT_MODES:
+            raise ValueError(f"unknown cut mode {mode!r} (expected one of {CUT_MODES})")
+        if self.state == _STOPPED:
+            return
+        self.cut_mode = mode
+        if self._cut_timer is not None:
+            self._cut_timer.cancel()
+        self._cut_timer = self.fleet.loop.call_later(seconds, self._cut_over)
+        transport = self.transport
+        if self.state == _CONNECTING and self.wire is not None:
+            # An attempt under way; one not started yet (or hung) sees cut_mode itself.
+            self._cut_connect_failed()
+        elif self.state == _OPEN and transport is not None:
+            if mode == "hang":
+                if not isinstance(transport, _BlackHole):
+                    transport.pause_reading()
+                    self.transport = cast(asyncio.Transport, _BlackHole(transport))
+            else:
+                transport.abort()  # connection_lost: offline, then retries with backoff
+
+    def _cut_over(self) -> None:
+        self._cut_timer = None
+        self.cut_mode = None
+        transport = self.transport
+        if isinstance(transport, _BlackHole):
+            # The path is back, the hung TCP connection is not: it gets reset.
+            transport.abort()
+
+    def _cut_connect(self) -> None:
+        """A connection attempt during a cut; ``hang`` waits for the handshake timeout."""
+        if self.cut_mode != "hang":
+            self._cut_connect_failed()
+
+    def _cut_connect_failed(self) -> None:
+        mode = self.cut_mode
+        if mode == "refuse":
+            self._connect_failed("refused", ConnectionRefusedError("cut"), quiet=True)
+        elif mode == "tls":
+            self._connect_failed("tls", ssl.SSLError("cut"), quiet=True)
+        elif mode == "hang":
+            self._connect_failed("timeout", None, quiet=True)
+        else:
+            self._connect_failed("network", OSError("network unreachable (cut)"), quiet=True)
 
     def _tls_failed(self, exc: ssl.SSLError) -> None:
         if (
@@ -445,12 +538,15 @@ class StationLink:
         elif isinstance(event, Answered):
             action = event.action
             stats.messages[(action, "received", "station")] += 1
-            stats.round_trip[action].observe(event.round_trip)
+            round_trip = event.round_trip
+            if fleet.time_compression != 1.0:
+                round_trip /= fleet.time_compression  # real seconds
+            stats.round_trip[action].observe(round_trip)
             before = station.boot_status
             station.on_answer(event.payload, now)
             if action == "BootNotification":
                 self._boot_answered(before)
-            fleet.sample(action, event.round_trip, len(data), _rejection(action, event.payload))
+            fleet.sample(action, round_trip, len(data), _rejection(action, event.payload))
         elif isinstance(event, Failed):
             self._failed(event, now)
         elif isinstance(event, Rejected):
@@ -495,9 +591,10 @@ class StationLink:
             stats.messages[(event.action, "received", "station")] += 1
             stats.callerrors[(event.action, event.code)] += 1
             error = f"CALLERROR {event.code}"
-        stats.round_trip[event.action].observe(event.round_trip)
+        round_trip = event.round_trip / self.fleet.time_compression  # real seconds
+        stats.round_trip[event.action].observe(round_trip)
         self.station.on_failure(event.timeout, now)
-        self.fleet.sample(event.action, event.round_trip, 0, error)
+        self.fleet.sample(event.action, round_trip, 0, error)
 
     def _boot_answered(self, before: str | None) -> None:
         after = self.station.boot_status
@@ -612,13 +709,17 @@ class StationLink:
                 timer.cancel()
                 self._timer = None
             return
-        loop_at = wake - self.fleet.clock_offset
+        fleet = self.fleet
+        if fleet.time_compression == 1.0:
+            loop_at = wake - fleet.clock_offset
+        else:
+            loop_at = fleet.loop_time(wake)
         if timer is not None:
             if self._timer_at <= loop_at and not timer.cancelled():
                 return  # an earlier wake-up is already set; it will re-arm
             timer.cancel()
         self._timer_at = loop_at
-        self._timer = self.fleet.loop.call_at(loop_at, self._on_timer)
+        self._timer = fleet.loop.call_at(loop_at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -9,6 +9,7 @@ gevent hub. Nothing in the loop thread touches a gevent object.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 from typing import Any
@@ -46,9 +47,18 @@ class Bridge:
     def __init__(self, environment: Environment) -> None:
         self.env = environment
         opts = environment.parsed_options
+        self.key = options_key(opts)
         self.profile: Profile = load(getattr(opts, "fleet_profile", None) or "demo")
         self.prefix: str = getattr(opts, "fleet_station_prefix", None) or "CP"
-        seed = getattr(opts, "fleet_seed", None)
+        seed = _int_or_none(getattr(opts, "fleet_seed", None))
+        compression = _float_or_none(getattr(opts, "fleet_time_compression", None))
+        self.time_compression = compression or self.profile.time_compression
+        # Knobs for the fleet-wide directors (offline waves, fault storms): None keeps
+        # the profile's value. The directors read them from here.
+        self.overrides: dict[str, float | None] = {
+            "offline_share": _float_or_none(getattr(opts, "fleet_offline_share", None)),
+            "fault_rate": _float_or_none(getattr(opts, "fleet_fault_rate", None)),
+        }
         runner = environment.runner
         self.worker_index = runner.worker_index if isinstance(runner, WorkerRunner) else None
         self.rng = random.Random(
@@ -62,12 +72,18 @@ class Bridge:
             validate=not getattr(opts, "fleet_no_validate", False),
             seed=self.rng.getrandbits(64),
             tls=tls_settings(opts),
+            time_compression=self.time_compression,
         )
+        self.fleet.overrides.update(self.overrides)
         self.thread.start()
         # Fleet-wide scenario directors (fault storms, offline waves) run on the loop.
         self.thread.call(storms.start, self.fleet, self.profile.faults, self.fleet.rng)
         self.thread.call(network.start, self.fleet, self.profile.network, self.fleet.rng)
         self._seq = 0
+        self._free: list[int] = []  # numbers of stations taken offline, reused first
+        self._numbers: dict[str, int] = {}
+        # Stations a shape took away (powered off), by id: the same station comes back.
+        self._parked: dict[str, Station] = {}
         self._failures: dict[str, OcppFailure] = {}
         self._drainer = gevent.spawn(self._drain)
         events.test_stop.add_listener(self._on_test_stop)
@@ -75,44 +91,76 @@ class Bridge:
 
     @classmethod
     def get(cls, environment: Environment) -> Bridge:
-        if cls._instance is None or cls._instance.env is not environment:
-            cls._instance = cls(environment)
+        old = cls._instance
+        if old is not None and old.env is environment:
+            if old.key == options_key(environment.parsed_options) or old._numbers:
+                return old
+            # The web UI's start form changed the profile or a knob between runs.
+            old.close()
+        cls._instance = cls(environment)
         return cls._instance
 
     # -- stations --------------------------------------------------------------
 
     def next_identity(self) -> str:
-        """Unique within the run: workers put their index in the id."""
-        self._seq += 1
+        """Unique within the run: workers put their index in the id. The numbers of
+        stations taken offline are reused first, so a station that comes back (a boot
+        storm after an outage, a ramp down and up) is the same station id."""
+        if self._free:
+            number = heapq.heappop(self._free)
+        else:
+            self._seq += 1
+            number = self._seq
         if self.worker_index is None:
-            return f"{self.prefix}{self._seq:05d}"
-        return f"{self.prefix}W{self.worker_index:02d}-{self._seq:05d}"
+            identity = f"{self.prefix}{number:05d}"
+        else:
+            identity = f"{self.prefix}W{self.worker_index:02d}-{number:05d}"
+        self._numbers[identity] = number
+        return identity
 
     def add_station(self, identity: str, host: str) -> None:
         """Bring a station online; it connects to ``<host>/<identity>``."""
-        self.thread.call(self._add, identity, host)
+        self.thread.call(self._add, identity, host, self._numbers.get(identity))
 
-    def _add(self, identity: str, url: str) -> None:
+    def _add(self, identity: str, url: str, number: int | None = None) -> None:
         """On the loop thread: build the station from the profile and bring it up."""
         profile = self.profile
         try:
+            parked = self._parked.pop(identity, None)
+            if parked is not None:
+                # Power is back (a boot storm after an outage, a ramp back up): the same
+                # station reboots with what survives a power cycle (configuration, energy
+                # register, queued transaction messages, a transaction in progress).
+                parked.rebooted(self.fleet.now())
+                self.fleet.add(parked, url, behaviour.factory(profile, number=number))
+                return
+            model, firmware, config = profile.station_setup(number or 1)
             station = Station(
                 identity,
                 self.fleet.now(),
-                config=ConfigStore(profile.config),
+                config=ConfigStore(config),
                 ev=profile.pick_ev(self.fleet.rng),
-                boot_info=BootInfo(
-                    model=profile.model, serial=identity[-25:], firmware=profile.firmware
-                ),
+                boot_info=BootInfo(model=model, serial=identity[-25:], firmware=firmware),
             )
             station.reboot_seconds = profile.reboot_seconds
             station.reject_number_phases = profile.reject_number_phases
-            self.fleet.add(station, url, behaviour.factory(profile))
+            network.configure(station, profile.network)
+            self.fleet.add(station, url, behaviour.factory(profile, number=number))
         except Exception:
             log.exception("%s: could not start", identity)
 
     def remove_station(self, identity: str) -> None:
-        self.thread.call(self.fleet.remove, identity)
+        number = self._numbers.pop(identity, None)
+        if number is not None:
+            heapq.heappush(self._free, number)
+        self.thread.call(self._remove, identity)
+
+    def _remove(self, identity: str) -> None:
+        """On the loop thread: power the station off (kept, to come back the same)."""
+        link = self.fleet.links.get(identity)
+        self.fleet.remove(identity)
+        if link is not None:
+            self._parked[identity] = link.station
 
     # -- samples into Locust -----------------------------------------------------
 
@@ -150,15 +198,80 @@ class Bridge:
         self._drainer.kill(block=False)
         self.thread.stop()
 
+    def close(self) -> None:
+        """Shut this fleet down for good (a new one replaces it)."""
+        events.test_stop.remove_listener(self._on_test_stop)
+        events.quitting.remove_listener(self._on_quitting)
+        self._on_quitting()
+
+
+def _int_or_none(value: Any) -> int | None:
+    """Options from the web UI's start form arrive as strings (or empty)."""
+    if value is None or value == "":
+        return None
+    return int(value)
+
+
+def _float_or_none(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    number = float(value)
+    return None if number < 0 else number
+
+
+def options_key(opts: Any) -> tuple[Any, ...]:
+    """The options a Bridge is built from (a change from the web UI makes a new one)."""
+    return tuple(
+        str(getattr(opts, name, None))
+        for name in (
+            "fleet_profile",
+            "fleet_seed",
+            "fleet_time_compression",
+            "fleet_offline_share",
+            "fleet_fault_rate",
+        )
+    )
+
 
 def add_arguments(parser: Any) -> None:
-    group = parser.add_argument_group("chargepro-fleet")
-    group.add_argument(
+    # The main knobs go on the parser itself, with include_in_web_ui: Locust shows them
+    # in the web UI's start form (and in ``locust --help``). Stations are Locust's own
+    # "Number of users" field.
+    parser.add_argument(
         "--fleet-profile",
         default="demo",
+        include_in_web_ui=True,
         help="Fleet profile: a name from profiles/ or a YAML path",
     )
-    group.add_argument("--fleet-seed", type=int, default=None, help="Seed for reproducible runs")
+    parser.add_argument(
+        "--fleet-seed",
+        type=int,
+        default=None,
+        include_in_web_ui=True,
+        help="Seed for reproducible runs",
+    )
+    parser.add_argument(
+        "--fleet-time-compression",
+        type=float,
+        default=0.0,
+        include_in_web_ui=True,
+        help="Model clock speed-up (144: a day in ten minutes); 0: the profile's",
+    )
+    parser.add_argument(
+        "--fleet-offline-share",
+        type=float,
+        default=-1.0,
+        include_in_web_ui=True,
+        help="Share of stations an offline wave cuts off (0..1); -1: the profile's",
+    )
+    parser.add_argument(
+        "--fleet-fault-rate",
+        type=float,
+        default=-1.0,
+        include_in_web_ui=True,
+        help="Fault storm rate (faults per station per hour); -1: the profile's",
+    )
+    group = parser.add_argument_group("chargepro-fleet")
     group.add_argument("--fleet-station-prefix", default="CP", help="Station id prefix")
     group.add_argument(
         "--fleet-metrics-port",

@@ -123,6 +123,29 @@ class FleetCollector(Collector):
         c = CounterMetricFamily("fleet_reconnects", "Websocket reconnections after a loss")
         c.add_metric([], s.reconnects)
         yield c
+        yield _gauge(
+            "fleet_offline_queue_depth",
+            "Transaction messages queued in the stations, waiting for the CSMS",
+            s.offline_queue_depth,
+        )
+        c = CounterMetricFamily(
+            "fleet_offline_messages_delivered",
+            "Transaction messages queued while offline and delivered after reconnecting",
+        )
+        c.add_metric([], s.offline_messages_delivered)
+        yield c
+        yield _counter(
+            "fleet_faults_raised",
+            "Vendor errors raised by fault storms, by vendor error code",
+            ["code"],
+            s.faults_raised,
+        )
+        g = GaugeMetricFamily(
+            "fleet_faults_active", "Vendor errors active now, by vendor error code", labels=["code"]
+        )
+        for code, n in list(s.faults_active.items()):
+            g.add_metric([code], n)
+        yield g
 
 
 def _counter(name: str, doc: str, labels: list[str], values: Any) -> CounterMetricFamily:

@@ -62,3 +62,10 @@ class FleetStats:
         self.energy_wh = 0.0
         self.reconnects = 0
         self.transaction_messages_dropped: defaultdict[str, int] = defaultdict(int)
+        # Transaction messages waiting in the stations' queues (summed once a second by
+        # fleet.scenarios.network), and how many queued offline were delivered since.
+        self.offline_queue_depth = 0
+        self.offline_messages_delivered = 0
+        # vendor error code ("0x30000B") -> faults a storm raised / has active now
+        self.faults_raised: defaultdict[str, int] = defaultdict(int)
+        self.faults_active: defaultdict[str, int] = defaultdict(int)

@@ -47,6 +47,8 @@ class Fault:
     error_code: str
     info: str = ""
     vendor_error_code: str = ""
+    # False for an error reported with the status unchanged (fleet.model.faults.Behaviour).
+    faulting: bool = True
 
 
 class Connector:
@@ -88,9 +90,11 @@ class Connector:
         """Whether an active error makes the connector Faulted.
 
         The guide's ``NoError`` row (0x0) is a report, not a fault: it rides along in
-        StatusNotification without taking the connector out of service.
+        StatusNotification without taking the connector out of service; so do the errors
+        the catalogue reports with the status unchanged (``faulting`` False).
         """
-        return self.fault is not None and self.fault.error_code != NO_ERROR
+        fault = self.fault
+        return fault is not None and fault.faulting and fault.error_code != NO_ERROR
 
     def derive(self) -> str:
         """The status the facts imply."""

@@ -3,13 +3,64 @@
 A fault is reported in StatusNotification.req as ``errorCode`` (OCPP's ChargePointErrorCode),
 ``info`` and ``vendorErrorCode``; one row of the table gives all three, so fault scenarios
 pick a row instead of inventing combinations the real station never sends.
+
+:data:`BEHAVIOURS` adds what the guide's table leaves out, per row: whether the error
+faults the connector (and the StopTransaction reason of a transaction it ends) or is
+reported with the status unchanged, the connector it is reported on, and how it clears.
+``Station.raise_fault`` / ``clear_fault`` and fault storms follow it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BY_VENDOR_CODE", "VENDOR_ERRORS", "UnknownVendorError", "VendorError", "lookup"]
+__all__ = [
+    "AUTO",
+    "BEHAVIOURS",
+    "BY_VENDOR_CODE",
+    "CLEARINGS",
+    "REBOOT",
+    "STAYS",
+    "VENDOR_ERRORS",
+    "Behaviour",
+    "UnknownVendorError",
+    "VendorError",
+    "lookup",
+]
+
+# How an error clears (``Behaviour.clears``).
+AUTO = "auto"
+"""Clears by itself once the condition ends (communication back, cover closed, ...)."""
+REBOOT = "reboot"
+"""Latched: clears when the station restarts (its self-tests pass again)."""
+STAYS = "stays"
+"""Stays until someone acts: a repair, new firmware or a corrected configuration."""
+CLEARINGS = (AUTO, REBOOT, STAYS)
+
+# OCPP 1.6 StopTransaction.req reasons used below. The 1.6 enum has no reason for a
+# protection trip (2.0.1 added GroundFault, OvercurrentFault, PowerQuality): a safety
+# trip that cuts the supply to the EV at once is EmergencyStop, anything else Other.
+# PowerLoss ("complete loss of power") never fits: a station reporting a fault is powered.
+_SAFETY = "EmergencyStop"
+_OTHER = "Other"
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """What a vendor error does to the station (not in the guide's table; see ``why``).
+
+    ``faults``: the connector goes Faulted and a running transaction stops with
+    ``stop_reason``; otherwise the error is reported in a StatusNotification with the
+    status unchanged (OCPP 1.6 allows an errorCode with any status) and charging goes on.
+    ``connector``: 0 for a condition of the whole terminal, 1 for the charging outlet and
+    the vehicle side. ``clears``: AUTO, REBOOT or STAYS.
+    """
+
+    faults: bool
+    connector: int
+    clears: str
+    stop_reason: str | None
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +75,20 @@ class VendorError:
     # The guide says three detections ship switched off; scenarios should not raise
     # them unless a profile turns them on, as a real fleet would never report them.
     enabled_by_default: bool = True
+
+    @property
+    def behaviour(self) -> Behaviour:
+        return BEHAVIOURS[self.vendor_code]
+
+    @property
+    def faults(self) -> bool:
+        """Whether raising it makes the connector Faulted (False: reported only)."""
+        return BEHAVIOURS[self.vendor_code].faults
+
+    @property
+    def is_error(self) -> bool:
+        """Everything but the guide's NoError row (0x0), which reports that all is well."""
+        return self.ocpp_code != "NoError"
 
 
 VENDOR_ERRORS: tuple[VendorError, ...] = (
@@ -222,6 +287,206 @@ VENDOR_ERRORS: tuple[VendorError, ...] = (
         "Issue with SW of ISO15118 module: communication lost or update impossible.",
     ),
 )
+
+
+def _fault(connector: int, clears: str, reason: str, why: str) -> Behaviour:
+    return Behaviour(True, connector, clears, reason, why)
+
+
+def _report(connector: int, clears: str, why: str) -> Behaviour:
+    return Behaviour(False, connector, clears, None, why)
+
+
+# The guide gives each code's meaning and nothing else: whether the station stops
+# charging, on which connector it reports and how the error clears are this model's
+# reading of each description, stated in ``why``; "guide silent" marks a pure judgement.
+# Connector: the Charge Pro has one outlet; conditions of the terminal as a whole (its
+# supply, enclosure, firmware, radios, supervision, energy management) are reported on
+# connector 0, those of the charging circuit and the vehicle side on connector 1.
+BEHAVIOURS: dict[str, Behaviour] = {
+    "0x100206": _fault(
+        1,
+        AUTO,
+        _SAFETY,
+        "ground fault: a protection trip cuts the EV supply; "
+        "guide silent on clearing, taken as re-checked before the relay closes again",
+    ),
+    "0x100101": _fault(
+        0,
+        AUTO,
+        _OTHER,
+        "overtemperature inside the terminal: the unit stops "
+        "delivering; clears when it has cooled down (guide silent on clearing)",
+    ),
+    "0x200206": _fault(
+        0,
+        AUTO,
+        _OTHER,
+        "input overvoltage: the unit stops delivering; 1.6 has "
+        "no power-quality reason; clears when the supply is back in range (guide silent)",
+    ),
+    "0x200208": _fault(
+        0,
+        AUTO,
+        _OTHER,
+        "input undervoltage: as overvoltage; not PowerLoss, "
+        "the unit is still powered; clears when the supply recovers (guide silent)",
+    ),
+    "0x100008": _report(
+        0,
+        AUTO,
+        "weak wireless signal: a link-quality warning, charging "
+        "goes on; clears when the signal improves",
+    ),
+    "0x300000": _fault(
+        0,
+        STAYS,
+        _OTHER,
+        "firmware older than expected: the unit refuses service (guide silent on the "
+        "effect; fleet.model.transfers raises it after a rejected image); stays until "
+        "an installation succeeds",
+    ),
+    "0x300001": _fault(
+        0,
+        STAYS,
+        _OTHER,
+        "firmware upgrade failed: as the downgrade (guide silent on the effect); stays "
+        "until an installation succeeds (fleet.model.transfers clears it then)",
+    ),
+    "0x10020C": _fault(
+        0,
+        AUTO,
+        _OTHER,
+        "front cover opened: live parts exposed, the unit "
+        "stops delivering; clears when the cover is closed (guide silent on effect)",
+    ),
+    "0x10020F": _fault(
+        1,
+        STAYS,
+        _OTHER,
+        "metering fault: energy cannot be measured (or "
+        "billed), so no charging; a hardware defect, stays until repaired (guide silent)",
+    ),
+    "0x300002": _fault(
+        1,
+        AUTO,
+        _OTHER,
+        "power meter unreadable for 3 s: metering lost, "
+        "charging stops; clears when the Modbus meter answers again",
+    ),
+    "0x300004": _report(
+        0,
+        AUTO,
+        "Wi-Fi processor issue: a communication path, not the "
+        "charging circuit; clears when the processor communicates again",
+    ),
+    "0x100004": _report(
+        0,
+        AUTO,
+        "badge reader lost: running sessions go on and remote "
+        "starts still work; clears when the reader communicates again",
+    ),
+    "0x100217": _fault(
+        1,
+        AUTO,
+        _OTHER,
+        "Control Pilot fault: Mode 3 cannot charge without "
+        "CP; not EVDisconnected, the cable is still in; clears when CP is valid again",
+    ),
+    "0x100218": _fault(
+        1,
+        AUTO,
+        _OTHER,
+        "cable coding resistor (PP) wrong: the cable rating "
+        "is unknown, no charging; clears when a conforming cable is plugged",
+    ),
+    "0x300005": _fault(
+        1,
+        AUTO,
+        _OTHER,
+        "short circuit on the Control Pilot wire: charging "
+        "stops; clears when the short is gone (guide silent on clearing)",
+    ),
+    "0x100205": _fault(
+        1,
+        AUTO,
+        _OTHER,
+        "lock/unlock failure or motor blocked: a cable that "
+        "cannot be held is not charged; clears with a successful lock/unlock",
+    ),
+    "0x300006": _fault(
+        1,
+        STAYS,
+        _OTHER,
+        "contactor welded or stuck open: hardware defect "
+        "of the power circuit; stays until repaired (guide silent on clearing)",
+    ),
+    "0x100213": _fault(
+        1,
+        AUTO,
+        _SAFETY,
+        "EV overcurrent/overload: a protection trip cuts "
+        "the supply at once; clears when the EV no longer overdraws (guide silent)",
+    ),
+    "0x300009": _report(
+        0,
+        AUTO,
+        "supervision issue: the CSMS link or its settings; the "
+        "unit charges offline; clears when supervision works again",
+    ),
+    "0x30000B": _report(
+        0,
+        AUTO,
+        "DEM loss (TIC): energy management falls back, charging "
+        "goes on (guide silent on the fallback); clears when the TIC answers again",
+    ),
+    "0x30000C": _report(
+        0, AUTO, "DEM loss (Modbus meter): as TIC; clears when the meter answers again"
+    ),
+    "0x30000D": _report(
+        0, AUTO, "DEM loss (peak controller): as TIC; clears when the controller answers again"
+    ),
+    "0x30000E": _report(
+        0,
+        AUTO,
+        "authorization conflict: a one-off report, the CSMS's "
+        "answer is followed (the station raises it itself, see Station._learn)",
+    ),
+    "0x0": _report(0, AUTO, "NoError: not an error; reports that all is well"),
+    "0x300010": _fault(
+        1,
+        REBOOT,
+        _OTHER,
+        "residual-current (RDC-DD) board error: the "
+        "relay must not close without it; its self-test runs at power-up and before each "
+        "relay close, so it is latched until the next power cycle",
+    ),
+    "0x300011": _fault(
+        1,
+        AUTO,
+        _SAFETY,
+        "DC leakage above 6 mA: the residual-current "
+        "protection trips; clears when the next self-test before closing passes",
+    ),
+    "0x300003": _report(
+        0,
+        AUTO,
+        "cellular modem issue: a communication path, as Wi-Fi; "
+        "clears when the modem communicates again",
+    ),
+    "0x300007": _report(
+        1,
+        STAYS,
+        "ISO 15118 module hardware: charging falls back to basic "
+        "Mode 3 (IEC 61851) signalling (guide silent); stays until repaired",
+    ),
+    "0x300008": _report(
+        1,
+        AUTO,
+        "ISO 15118 module software: falls back to basic Mode 3 "
+        "as for the hardware issue (guide silent); clears when the module answers again",
+    ),
+}
 
 BY_VENDOR_CODE: dict[str, VendorError] = {e.vendor_code: e for e in VENDOR_ERRORS}
 

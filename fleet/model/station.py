@@ -115,6 +115,11 @@ _BACKEND_RESET = "TriggerBackendConfigurationDataReset"
 # allows both into and out of; with MinimumStatusDuration > 0 the CSMS never sees it.
 _VIA_AVAILABLE = frozenset({(PREPARING, UNAVAILABLE), (PREPARING, RESERVED), (FINISHING, RESERVED)})
 
+DEFAULT_QUEUE_LIMIT = 10_000
+"""Messages the outbox holds before the station drops queued periodic MeterValues
+(``Station.queue_limit``; the guide gives no figure, a profile's ``network.queue_limit``
+sets it)."""
+
 RESET_RETRY_INTERVAL = 5.0
 """Seconds between attempts of a reset that failed (``ResetRetries``); the guide gives none."""
 
@@ -214,6 +219,9 @@ class Outgoing:
     # A TriggerMessage's MeterValues: it names the running transaction, but it is a
     # snapshot, not one of the transaction's messages (not kept offline, not retried).
     triggered: bool = False
+    # Queued while offline, or pending when the link went down: its delivery counts
+    # in Station.offline_delivered.
+    offline: bool = False
 
 
 @dataclass(slots=True)
@@ -302,6 +310,13 @@ class Station:
         self._pending_since = 0.0
         self._authorizing: str | None = None
         self.dropped_messages = 0
+        self.queue_limit = DEFAULT_QUEUE_LIMIT
+        """Outbox size at which a new transaction message makes room by dropping the
+        oldest periodic MeterValues (counted); StartTransaction and StopTransaction are
+        never dropped, so with none left to drop the queue grows past the limit."""
+        self.offline_delivered = 0  # offline-queued transaction messages answered
+        self.transaction_messages_queued = 0  # every Start/MeterValues/Stop ever queued
+        self.transaction_resends = 0  # sends of a transaction message after its first
         self.effects: deque[object] = deque()  # Reboot, Reconnect, transfer effects
         self.transfers = Transfers()
         self.auth = Authorization()  # the Local Authorization List and the cache
@@ -401,6 +416,8 @@ class Station:
         self._inflight = None
         pending = ([inflight] if inflight is not None else []) + list(self._outbox)
         self._outbox = deque(m for m in pending if _survives_disconnect(m))
+        for m in self._outbox:
+            m.offline = True
         for m in pending:
             if m.action == "StatusNotification":
                 # Never delivered: report the connector's status again once back online.
@@ -450,6 +467,8 @@ class Station:
                 self._dropped(msg)
                 return self.next_message(now)
         msg.attempts += 1
+        if msg.attempts > 1 and _is_transaction_message(msg):
+            self.transaction_resends += 1  # the CSMS may see it twice (at-least-once)
         self._inflight = msg
         self._last_activity = now
         return msg
@@ -458,6 +477,37 @@ class Station:
         """A transaction message given up on: counted and reported, never silent."""
         self.dropped_messages += 1
         self.observer.message_dropped(msg.action)
+
+    def _queue_transaction_message(self, msg: Outgoing) -> None:
+        """Append a StartTransaction, MeterValues or StopTransaction, in order. At
+        ``queue_limit`` the oldest periodic MeterValues waiting makes room (a sample
+        between others loses the least: the register is cumulative and the next sample
+        and the StopTransaction still carry it); with none, a new MeterValues is the one
+        dropped, and a Start or Stop is queued anyway. Every drop is counted."""
+        msg.offline = not self.online
+        self.transaction_messages_queued += 1
+        outbox = self._outbox
+        if self.queue_limit > 0 and len(outbox) >= self.queue_limit:
+            victim: Outgoing | None = None
+            for i, m in enumerate(outbox):
+                if m.action == "MeterValues" and _is_transaction_message(m):
+                    victim = m
+                    del outbox[i]
+                    break
+            if victim is None and msg.action == "MeterValues":
+                victim = msg
+            if victim is not None:
+                self._dropped(victim)
+                if victim is msg:
+                    return
+        outbox.append(msg)
+
+    @property
+    def transaction_backlog(self) -> int:
+        """Transaction messages waiting to be delivered (queued or in flight)."""
+        inflight = self._inflight
+        pending = sum(1 for m in self._outbox if _is_transaction_message(m))
+        return pending + (inflight is not None and _is_transaction_message(inflight))
 
     def _pop_ready(self, now: float) -> Outgoing | None:
         if not self._outbox:
@@ -612,6 +662,8 @@ class Station:
         msg = self._take_inflight()
         self._last_activity = now
         action = msg.action
+        if msg.offline and _is_transaction_message(msg):
+            self.offline_delivered += 1
         if action == "BootNotification":
             self._boot_answered(payload, now)
         elif action == "StartTransaction":
@@ -768,25 +820,62 @@ class Station:
         self._recompute_draw(now)
 
     def raise_fault(self, error: VendorError, now: float, connector_id: int = 1) -> None:
-        """A vendor error becomes active; a running transaction on it stops."""
+        """A vendor error becomes active, as its catalogue row says (fleet.model.faults).
+
+        A faulting error makes the connector Faulted and stops a running transaction with
+        the row's stop reason. Any other is reported in a StatusNotification with the
+        status unchanged, and charging goes on; while a faulting error is active on the
+        connector it is only reported (once), the fault stays.
+        """
         self._integrate(now)
         conn = self.connectors[connector_id]
-        conn.fault = Fault(error.ocpp_code, error.info, error.vendor_code)
+        behaviour = error.behaviour
+        faulting = behaviour.faults and error.is_error
+        if conn.faulted and not faulting:
+            self._report_error(conn, error, now)
+            return
+        conn.fault = Fault(error.ocpp_code, error.info, error.vendor_code, faulting)
         tx = self.transaction
         if tx is not None and tx.stop_reason is None and conn.faulted:
-            self._stop_transaction("Other", now)
+            self._stop_transaction(behaviour.stop_reason or "Other", now)
         if conn.faulted:
             # 5.13: a reservation ends when the Charge Point or its connector faults.
             self._set_reservation(None, now)
         self._recompute_draw(now)
-        self._update_status(connector_id, now)
+        self._update_status_reporting(connector_id, now)
 
     def clear_fault(self, now: float, connector_id: int = 1) -> None:
-        """The active error on a connector is gone."""
+        """The active error on a connector is gone: a StatusNotification with errorCode
+        NoError reports the recovery, also when the status does not change."""
         self._integrate(now)
-        self.connectors[connector_id].fault = None
+        conn = self.connectors[connector_id]
+        if conn.fault is None:
+            return
+        conn.fault = None
         self._recompute_draw(now)
+        self._update_status_reporting(connector_id, now)
+
+    def _update_status_reporting(self, connector_id: int, now: float) -> None:
+        """Re-derive the status; if it stays the same, report it again anyway, as the
+        error it carries changed (still subject to MinimumStatusDuration)."""
+        conn = self.connectors[connector_id]
+        before = conn.status
         self._update_status(connector_id, now)
+        if conn.status == before:
+            conn.reported = None
+
+    def _report_error(self, conn: Connector, error: VendorError, now: float) -> None:
+        """A one-off StatusNotification carrying ``error`` and the unchanged status."""
+        if not self.online or self.boot_status != "Accepted":
+            return
+        payload = self._status_payload(conn, now)
+        payload.update(
+            errorCode=error.ocpp_code,
+            info=error.info,
+            vendorId=VENDOR_ID,
+            vendorErrorCode=error.vendor_code,
+        )
+        self._outbox.append(Outgoing("StatusNotification", payload))
 
     # -- authorization and transactions ---------------------------------------
 
@@ -937,7 +1026,7 @@ class Station:
                 pass  # checked when the request was accepted; the store may have filled since
             self.pending_tx_profile = None
         self._pending_parent = None
-        self._outbox.append(Outgoing("StartTransaction", payload, tx))
+        self._queue_transaction_message(Outgoing("StartTransaction", payload, tx))
         self._recompute_draw(now)
         if self.stop_measurands:
             tx.samples.append(self._meter_value(now, "Transaction.Begin", self.stop_measurands))
@@ -986,7 +1075,7 @@ class Station:
         if self.stop_measurands:
             tx.samples.append(self._meter_value(now, "Transaction.End", self.stop_measurands))
             payload["transactionData"] = tx.samples
-        self._outbox.append(Outgoing("StopTransaction", payload, tx))
+        self._queue_transaction_message(Outgoing("StopTransaction", payload, tx))
         self.transaction = None
         self.smart.transaction_ended(tx.transaction_id)
         c1 = self.connectors[1]
@@ -1053,7 +1142,7 @@ class Station:
     def _take_sample(self, tx: Transaction, now: float, context: str) -> None:
         self._integrate(now)
         value = self._meter_value(now, context, self.measurands)
-        self._outbox.append(
+        self._queue_transaction_message(
             Outgoing(
                 "MeterValues",
                 {"connectorId": tx.connector_id, "transactionId": 0, "meterValue": [value]},

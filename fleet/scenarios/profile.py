@@ -18,10 +18,12 @@ import yaml
 from fleet.engine.security import Secret
 from fleet.model.config import KEYS, ConfigError, ConfigStore
 from fleet.model.meter import EvModel
-from fleet.scenarios import network, storms
+from fleet.scenarios import network, replay, storms
 
 PROFILE_DIRS = (Path.cwd() / "profiles", Path(__file__).resolve().parents[2] / "profiles")
 BEHAVIOURS = ("sessions", "idle")
+SOURCES = ("random", "synthetic", "trace")
+SHAPES = ("ramp", "steps", "boot-storm")
 
 
 class ProfileError(ValueError):
@@ -59,6 +61,39 @@ class Sessions:
     unplug_after_stop: Range = (2.0, 6.0)
     idle_between: Range = (10.0, 30.0)
     stop_by_badge: float = 0.5  # share of sessions the driver ends by badging (else unplugs)
+    # Where sessions come from: ``random`` (the ranges above, back to back), ``synthetic``
+    # (replay.generate over hourly arrival rates) or ``trace`` (a CSV/JSON file).
+    source: str = "random"
+    synthetic: replay.Synthetic | None = None
+    trace: replay.Trace | None = None
+    time_compression: float = 1.0  # model clock speed (144: a day in ten minutes)
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """``kinds``: a sort of station, its overrides merged over ``station``."""
+
+    name: str
+    weight: float
+    count: int | None
+    model: str
+    firmware: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """``load``: how many stations over time (see fleet.locust.shapes)."""
+
+    shape: str
+    stations: int
+    spawn_rate: float = 10.0  # stations per second when ramping or stepping
+    over: float = 60.0  # ramp: seconds to reach ``stations``
+    step: int = 10  # steps: stations added per step
+    every: float = 60.0  # steps: seconds between steps
+    outage_at: float = 60.0  # boot-storm: when the grid goes down
+    outage: float = 30.0  # boot-storm: how long it stays down
+    hold: float | None = None  # seconds to keep going after the shape is done (None: forever)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +114,48 @@ class Profile:
     reject_number_phases: bool = True
     faults: Any = None  # storms.parse(): fault storms, or None
     network: Any = None  # network.parse(): offline waves and buffering, or None
+    kinds: tuple[Kind, ...] = ()
+    load: Load | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def time_compression(self) -> float:
+        return self.sessions.time_compression
+
+    def kind_for(self, number: int) -> Kind | None:
+        """The kind of the ``number``-th station (1-based): kinds with a ``count`` take
+        the first stations in order, the rest go by weight in a smooth round robin
+        (deterministic: the same for every run)."""
+        if not self.kinds:
+            return None
+        i = number
+        for kind in self.kinds:
+            if kind.count is not None:
+                if i <= kind.count:
+                    return kind
+                i -= kind.count
+        weighted = [k for k in self.kinds if k.count is None and k.weight > 0]
+        if not weighted:
+            return self.kinds[-1]
+        total = sum(k.weight for k in weighted)
+        # A low-discrepancy sequence (golden ratio): shares close to the weights at any
+        # fleet size, the same for every run.
+        u = (i * 0.6180339887498949) % 1.0 * total
+        for kind in weighted:
+            u -= kind.weight
+            if u < 0:
+                return kind
+        return weighted[-1]
+
+    def station_setup(self, number: int) -> tuple[str, str, dict[str, Any]]:
+        """(model, firmware, config) of the ``number``-th station."""
+        kind = self.kind_for(number)
+        if kind is None:
+            return self.model, self.firmware, self.config
+        return kind.model, kind.firmware, kind.config
+
+    def ev_named(self, name: str) -> EvType:
+        return next(e for e in self.evs if e.name == name)
 
     @property
     def security_profile(self) -> int:
@@ -218,6 +294,8 @@ class _Reader:
                 "remote_start",
                 "faults",
                 "network",
+                "kinds",
+                "load",
             },
         )
         behaviour = top.get("behaviour", "sessions")
@@ -248,6 +326,7 @@ class _Reader:
             raise self.fail(
                 f"station.config.{key}" if key else "station.config", str(exc)
             ) from None
+        evs = self.evs(top.get("evs"))
         return Profile(
             name=str(top.get("name", self.path.stem)),
             path=self.path,
@@ -256,8 +335,10 @@ class _Reader:
             model=model,
             config=dict(config),
             id_tags=self.id_tags(top.get("id_tags")),
-            evs=self.evs(top.get("evs")),
-            sessions=self.sessions(top.get("sessions")),
+            evs=evs,
+            sessions=self.sessions(top.get("sessions"), evs),
+            kinds=self.kinds(top.get("kinds"), model, firmware, config),
+            load=self.load(top.get("load")),
             firmware=firmware,
             reboot_seconds=self.number(
                 station.get("reboot_seconds", 10.0), "station.reboot_seconds", 0.0, 3600.0
@@ -387,7 +468,7 @@ class _Reader:
             raise self.fail("evs", "at least one EV model needs a positive weight")
         return tuple(out)
 
-    def sessions(self, value: Any) -> Sessions:
+    def sessions(self, value: Any, evs: tuple[EvType, ...] = ()) -> Sessions:
         d = Sessions()
         s = self.mapping(
             value,
@@ -399,9 +480,43 @@ class _Reader:
                 "unplug_after_stop",
                 "idle_between",
                 "stop_by_badge",
+                "source",
+                "synthetic",
+                "trace",
+                "time_compression",
             },
         )
+        source = s.get("source")
+        if source is None:
+            source = "trace" if "trace" in s else "synthetic" if "synthetic" in s else "random"
+        if source not in SOURCES:
+            raise self.fail(
+                "sessions.source", f"must be one of {', '.join(SOURCES)}, got {source!r}"
+            )
+        synthetic = self.synthetic(s.get("synthetic")) if "synthetic" in s else None
+        if source == "synthetic" and synthetic is None:
+            raise self.fail("sessions.source", "source synthetic needs sessions.synthetic")
+        trace = None
+        if source == "trace":
+            if not isinstance(s.get("trace"), str) or not s["trace"]:
+                raise self.fail(
+                    "sessions.trace" if "trace" in s else "sessions.source",
+                    "source trace needs sessions.trace: a CSV or JSON file",
+                )
+            trace_path = Path(s["trace"])
+            if not trace_path.is_absolute():
+                trace_path = self.path.parent / trace_path
+            try:
+                trace = replay.load_trace(trace_path, {e.name for e in evs})
+            except replay.TraceError as exc:
+                raise self.fail("sessions.trace", str(exc)) from None
         return Sessions(
+            source=source,
+            synthetic=synthetic,
+            trace=trace,
+            time_compression=self.number(
+                s.get("time_compression", 1), "sessions.time_compression", 0.001, 1e6
+            ),
             first_after=self.range(s.get("first_after"), "sessions.first_after", d.first_after),
             badge_after_plug=self.range(
                 s.get("badge_after_plug"), "sessions.badge_after_plug", d.badge_after_plug
@@ -414,6 +529,131 @@ class _Reader:
             stop_by_badge=self.number(
                 s.get("stop_by_badge", d.stop_by_badge), "sessions.stop_by_badge", 0, 1
             ),
+        )
+
+    def dist(self, value: Any, where: str, maximum: float | None = None) -> replay.Dist:
+        """``[min, max]`` (uniform) or ``{dist: uniform|lognormal, ...}``."""
+        if isinstance(value, list):
+            lo, hi = self.range(value, where, (0.0, 0.0), maximum)
+            return replay.Dist("uniform", lo, hi)
+        d = self.mapping(value, where, {"dist", "min", "max", "median", "sigma"})
+        kind = d.get("dist", "uniform")
+        lo = self.number(d.get("min", 0), f"{where}.min", 0.0, maximum)
+        hi = self.number(d.get("max", maximum or 1e12), f"{where}.max", 0.0, maximum)
+        if lo > hi:
+            raise self.fail(f"{where}.min", f"min {lo:g} is above max {hi:g}")
+        if kind == "uniform":
+            return replay.Dist("uniform", lo, hi, lo, hi)
+        if kind == "lognormal":
+            if "median" not in d or "sigma" not in d:
+                raise self.fail(where, "a lognormal needs median and sigma")
+            median = self.number(d["median"], f"{where}.median", 1e-9, maximum)
+            sigma = self.number(d["sigma"], f"{where}.sigma", 0.0, 5.0)
+            return replay.Dist("lognormal", median, sigma, lo, hi)
+        raise self.fail(f"{where}.dist", f"must be uniform or lognormal, got {kind!r}")
+
+    def synthetic(self, value: Any) -> replay.Synthetic:
+        where = "sessions.synthetic"
+        spec = self.mapping(
+            value, where, {"arrivals_per_hour", "dwell", "energy_kwh", "gap", "horizon"}
+        )
+        rates = spec.get("arrivals_per_hour")
+        if not isinstance(rates, list) or len(rates) != 24:
+            raise self.fail(
+                f"{where}.arrivals_per_hour",
+                "expected 24 numbers: arrivals per station in each hour of the day",
+            )
+        hourly = tuple(
+            self.number(r, f"{where}.arrivals_per_hour.{i}", 0.0, 60.0) for i, r in enumerate(rates)
+        )
+        if "dwell" not in spec:
+            raise self.fail(where, "needs dwell (seconds plugged in)")
+        return replay.Synthetic(
+            arrivals_per_hour=hourly,
+            dwell=self.dist(spec["dwell"], f"{where}.dwell", 7 * 86_400.0),
+            energy=(
+                self.dist(spec["energy_kwh"], f"{where}.energy_kwh", 1000.0)
+                if "energy_kwh" in spec
+                else None
+            ),
+            gap=self.number(spec.get("gap", 300), f"{where}.gap", 0.0),
+            horizon=self.number(spec.get("horizon", float("inf")), f"{where}.horizon", 0.0),
+        )
+
+    def kinds(
+        self, value: Any, model: str, firmware: str, config: dict[str, Any]
+    ) -> tuple[Kind, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value:
+            raise self.fail("kinds", "expected a non-empty list of station kinds")
+        out = []
+        names: set[str] = set()
+        for i, raw in enumerate(value):
+            where = f"kinds.{i}"
+            k = self.mapping(raw, where, {"name", "weight", "count", "model", "firmware", "config"})
+            name = str(k.get("name", f"kind{i}"))
+            if name in names:
+                raise self.fail(f"{where}.name", f"duplicate kind {name!r}")
+            names.add(name)
+            if "weight" in k and "count" in k:
+                raise self.fail(f"{where}.count", "give weight or count, not both")
+            count = None
+            if "count" in k:
+                count = int(self.number(k["count"], f"{where}.count", 0, 1_000_000))
+            kind_model = str(k.get("model", model))
+            if len(kind_model) > 20:
+                raise self.fail(f"{where}.model", "chargePointModel is at most 20 characters")
+            kind_firmware = str(k.get("firmware", firmware))
+            if not 1 <= len(kind_firmware) <= 50:
+                raise self.fail(f"{where}.firmware", "firmwareVersion is 1..50 characters")
+            merged = dict(config)
+            merged.update(self.mapping(k.get("config"), f"{where}.config", _config_keys()))
+            try:
+                ConfigStore(merged)
+            except ConfigError as exc:
+                key = next((c for c in merged if f"'{c}'" in str(exc)), "")
+                raise self.fail(
+                    f"{where}.config.{key}" if key else f"{where}.config", str(exc)
+                ) from None
+            out.append(
+                Kind(
+                    name=name,
+                    weight=self.number(k.get("weight", 1), f"{where}.weight"),
+                    count=count,
+                    model=kind_model,
+                    firmware=kind_firmware,
+                    config=merged,
+                )
+            )
+        return tuple(out)
+
+    def load(self, value: Any) -> Load | None:
+        if value is None:
+            return None
+        fields = {"shape", "stations", "spawn_rate", "over", "step", "every"}
+        fields |= {"outage_at", "outage", "hold"}
+        spec = self.mapping(value, "load", fields)
+        shape = spec.get("shape")
+        if shape not in SHAPES:
+            raise self.fail("load.shape", f"must be one of {', '.join(SHAPES)}, got {shape!r}")
+        if "stations" not in spec:
+            raise self.fail("load", "needs stations (how many at the peak)")
+        d = Load(shape, 1)
+
+        def num(name: str, default: float, minimum: float = 0.0) -> float:
+            return self.number(spec.get(name, default), f"load.{name}", minimum)
+
+        return Load(
+            shape=shape,
+            stations=int(self.number(spec["stations"], "load.stations", 1, 1_000_000)),
+            spawn_rate=num("spawn_rate", d.spawn_rate, 0.01),
+            over=num("over", d.over, 0.001),
+            step=int(num("step", d.step, 1)),
+            every=num("every", d.every, 0.001),
+            outage_at=num("outage_at", d.outage_at),
+            outage=num("outage", d.outage),
+            hold=None if spec.get("hold") is None else num("hold", 0.0),
         )
 
 

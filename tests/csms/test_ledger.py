@@ -99,7 +99,7 @@ def test_unknown_and_foreign_transactions_are_anomalies() -> None:
 def test_double_start_double_stop_and_late_meter_values() -> None:
     ledger = Ledger()
     first = started(ledger)
-    second = started(ledger)
+    second = ledger.start_transaction("CP1", 1, "OTHER", 1000, "2025-01-01T00:00:00Z")
     ledger.stop_transaction("CP1", second, 1100, "t")
     ledger.stop_transaction("CP1", second, 1200, "t")
     ledger.record_meter_values("CP1", 2, second, [energy(1050)])
@@ -209,6 +209,9 @@ def test_summary_is_json_and_counts_everything() -> None:
         "messages_total": 2,
         "messages_by_action": {"BootNotification": 2},
         "anomalies": 1,
+        "transaction_messages": 4,
+        "redeliveries": 0,
+        "duplicates": 0,
     }
 
 
@@ -265,3 +268,40 @@ def test_monotonic_readings_within_range_are_consistent(
     ledger.stop_transaction("CP1", tid, value, "t")
     assert ledger.check() == []
     assert ledger.summary()["energy_wh"] == value - start
+
+
+def test_re_deliveries_are_idempotent_and_counted_apart_from_duplicates() -> None:
+    ledger = Ledger()
+    tid = started(ledger)
+    assert started(ledger) == tid  # the answer was lost: the same id again
+    mv = {"timestamp": "2025-01-01T00:01:00Z", "sampledValue": [{"value": "1100"}]}
+    ledger.record_meter_values("CP1", 1, tid, [mv])
+    ledger.record_meter_values("CP1", 1, tid, [mv])
+    ledger.stop_transaction("CP1", tid, 1200, "2025-01-01T00:02:00Z", "Local")
+    ledger.stop_transaction("CP1", tid, 1200, "2025-01-01T00:02:00Z", "Local")
+    record = ledger.station("CP1")
+    assert (record.transaction_messages, record.redeliveries, record.duplicates) == (3, 3, 0)
+    assert len(ledger.transaction(tid).meter_values) == 1
+    assert ledger.check(sent={"CP1": 3}) == []
+    assert ledger.check(sent={"CP1": 4}) == ["CP1: 1 of 4 transaction messages lost"]
+    assert ledger.check(sent={"CP1": 2}) == ["CP1: 1 transaction messages more than it sent"]
+    ledger.stop_transaction("CP1", tid, 1300, "2025-01-01T00:02:00Z", "Local")
+    assert ledger.station("CP1").duplicates == 1
+    assert ledger.check(sent={"CP1": 3}) == [f"CP1: second StopTransaction for transaction {tid}"]
+
+
+def test_meter_values_out_of_order_or_after_the_stop_are_reported() -> None:
+    ledger = Ledger()
+    tid = started(ledger)
+
+    def at(stamp: str, wh: int) -> dict[str, Any]:
+        return {"timestamp": stamp, "sampledValue": [{"value": str(wh)}]}
+
+    ledger.record_meter_values("CP1", 1, tid, [at("2025-01-01T00:02:00Z", 1100)])
+    ledger.record_meter_values("CP1", 1, tid, [at("2025-01-01T00:01:00Z", 1150)])
+    ledger.record_meter_values("CP1", 1, tid, [at("2025-01-01T00:09:00Z", 1200)])
+    ledger.stop_transaction("CP1", tid, 1300, "2025-01-01T00:05:00Z")
+    assert ledger.check() == [
+        f"CP1: meter value at 2025-01-01T00:01:00Z out of order in transaction {tid}",
+        f"CP1: meter value at 2025-01-01T00:09:00Z after the stop in transaction {tid}",
+    ]

@@ -519,25 +519,33 @@ async def _unplug_session_and_bad_calls(csms: NodeCsms, link: StationLink) -> No
     ]
     assert event["techInfo"] == "interop"
 
-    # Every vendor error of the guide that is a fault (0x0 "NoError" is a report, not a
-    # fault), raised and cleared: Faulted StatusNotifications with the guide's errorCode,
-    # info and vendorErrorCode, each validated by ocpp-rpc.
-    faults = [e for e in VENDOR_ERRORS if e.ocpp_code != "NoError"]
-    for error in faults:
+    # Every vendor error of the guide (0x0 "NoError" is a report, not a fault), raised
+    # and cleared on connector 1: StatusNotifications with the guide's errorCode, info
+    # and vendorErrorCode, each validated by ocpp-rpc; Faulted for the catalogue's
+    # faulting errors, the status unchanged (Available) for the others; the recovery is
+    # an Available with NoError either way.
+    errors = [e for e in VENDOR_ERRORS if e.is_error]
+
+    def recoveries() -> int:
+        ok = {"connectorId": 1, "status": "Available", "errorCode": "NoError"}
+        return len(csms.calls(sid, "StatusNotification", **ok))
+
+    for error in errors:
         link.hardware(lambda now, e=error: station.raise_fault(e, now))
         await until(
             lambda e=error: csms.calls(sid, "StatusNotification", vendorErrorCode=e.vendor_code),
-            what=f"{sid} Faulted {error.vendor_code}",
+            what=f"{sid} reported {error.vendor_code}",
         )
-        available = len(csms.status(sid, 1, "Available"))
+        before = recoveries()
         link.hardware(station.clear_fault)
-        await until(
-            lambda n=available: len(csms.status(sid, 1, "Available")) > n,
-            what=f"{sid} cleared {error.vendor_code}",
-        )
-    faulted = csms.status(sid, 1, "Faulted")
-    assert [(f["params"]["errorCode"], f["params"].get("info")) for f in faulted] == [
-        (e.ocpp_code, e.info) for e in faults
+        await until(lambda n=before: recoveries() > n, what=f"{sid} cleared {error.vendor_code}")
+    reported = [
+        c["params"]
+        for c in csms.calls(sid, "StatusNotification")
+        if c["params"]["connectorId"] == 1 and c["params"]["errorCode"] != "NoError"
+    ]
+    assert [(p["errorCode"], p.get("info"), p["status"]) for p in reported] == [
+        (e.ocpp_code, e.info, "Faulted" if e.faults else "Available") for e in errors
     ]
 
     # CALLs that break OCPP, sent through ocpp-rpc with its own validation skipped.
