@@ -28,6 +28,7 @@ from ocpp.v16 import call
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
+from support import until
 
 from fleet.csms.server import ReferenceCsms
 from fleet.engine import transfer
@@ -331,17 +332,6 @@ def test_pool_bounds_concurrency() -> None:
 
 
 # -- end to end: a station, the reference CSMS, a file server ------------------------------
-
-
-async def until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.02)
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from ocpp.v16 import call
+from support import until
 from websockets.asyncio.server import ServerConnection, serve
 
 from fleet.csms.server import ReferenceCsms
@@ -23,17 +24,6 @@ from fleet.scenarios import behaviour
 from fleet.scenarios.profile import load
 
 FAST = {"MinimumStatusDuration": 0, "MeterValueSampleInterval": 1, "WebSocketPingInterval": 0}
-
-
-async def until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.02)
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:

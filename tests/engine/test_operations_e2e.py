@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.v16 import call
+from support import until
 
 from fleet.csms.ledger import Ledger, StationRecord
 from fleet.csms.server import ReferenceCsms
@@ -28,18 +29,6 @@ from fleet.model.station import Station
 
 FAST = {"MinimumStatusDuration": 0, "MeterValueSampleInterval": 1, "WebSocketPingInterval": 0}
 CP = "CP-OPS"
-
-
-async def until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.02)
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:

@@ -16,6 +16,7 @@ import pytest
 import trustme
 import uvloop
 from ocpp.v16 import call
+from support import until
 
 from fleet.csms.server import ReferenceCsms, tls_context
 from fleet.engine import link as link_module
@@ -34,17 +35,6 @@ from fleet.model.station import Station
 FAST = {"MinimumStatusDuration": 0, "WebSocketPingInterval": 0}
 KEY = "correct-horse-battery-staple-01"  # >= 16 bytes
 WRONG = "wrong-horse-battery-staple-0002"
-
-
-async def until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.02)
 
 
 def run(coro: Callable[[], Awaitable[None]], loop: str = "asyncio") -> None:

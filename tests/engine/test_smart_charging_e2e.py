@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.v16 import call
+from support import until
 
 from fleet.csms.server import ReferenceCsms
 from fleet.engine.fleet import Fleet
@@ -20,16 +20,6 @@ CONFIG = {
     "MeterValueSampleInterval": 1,
     "WebSocketPingInterval": 0,
 }
-
-
-async def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := check()):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return value
 
 
 def latest_sample(csms: ReferenceCsms, tx_id: int) -> dict[str, float]:

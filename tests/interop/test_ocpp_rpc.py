@@ -21,11 +21,12 @@ import contextlib
 import itertools
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import until
 
 from fleet.engine.fleet import Fleet
 from fleet.engine.link import StationLink
@@ -78,17 +79,6 @@ def _require_node_modules() -> None:
             "run `make test` to reinstall",
             pytrace=False,
         )
-
-
-async def until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.02)
 
 
 class NodeCsms:

@@ -1,0 +1,21 @@
+"""Helpers shared by the tests that run real stations on an asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+
+async def until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    """Poll ``check`` until it returns something truthy (returned), or fail after
+    ``timeout`` seconds: every wait in a test is bounded."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.02)
