@@ -155,3 +155,7 @@ class Fleet:
     def stop_all(self) -> None:
         for link in list(self.links.values()):
             link.stop()
+        if self.transfer_runner is not None:
+            # Its threads are real OS threads: let them exit; a later run makes a new one.
+            self.transfer_runner.close()
+            self.transfer_runner = None

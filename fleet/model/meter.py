@@ -51,19 +51,19 @@ class EvModel:
 class Meter:
     """Energy register (Wh, monotonic for the life of the station) and line currents."""
 
-    __slots__ = ("_since", "currents", "energy_wh", "offered", "power_w")
+    __slots__ = ("currents", "energy_wh", "offered", "power_w", "since")
 
     def __init__(self, energy_wh: float = 0.0, now: float = 0.0) -> None:
         self.energy_wh = energy_wh
         self.offered = 0.0
         self.currents = (0.0, 0.0, 0.0)
         self.power_w = 0.0
-        self._since = now
+        self.since = now  # when energy was last integrated
 
     def integrate(self, now: float) -> float:
         """Advance the register to ``now``; return the Wh added."""
-        dt = now - self._since
-        self._since = now
+        dt = now - self.since
+        self.since = now
         if dt <= 0.0 or self.power_w == 0.0:
             return 0.0
         added = self.power_w * dt / 3600.0

@@ -633,7 +633,7 @@ class Station:
         return self._last_integration() + remaining_wh * 3600.0 / power
 
     def _last_integration(self) -> float:
-        return self.meter._since
+        return self.meter.since
 
     def _energy_limit_at(self) -> float | None:
         """When a refused-but-continued transaction reaches MaxEnergyOnInvalidId."""
