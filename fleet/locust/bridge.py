@@ -17,12 +17,11 @@ from typing import Any
 import gevent
 from locust import events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import WorkerRunner
 
 from fleet.engine.fleet import Fleet
 from fleet.engine.loop import LoopThread
 from fleet.engine.security import TlsSettings
-from fleet.metrics import exporter
 from fleet.metrics.stats import FleetStats
 from fleet.model.config import ConfigStore
 from fleet.model.station import BootInfo, Station
@@ -322,14 +321,3 @@ def tls_settings(opts: Any) -> TlsSettings:
         client_key=getattr(opts, "fleet_client_key", None) or None,
         insecure=bool(getattr(opts, "fleet_insecure", False)),
     )
-
-
-def start_metrics(environment: Environment) -> None:
-    """Serve /metrics from this process (standalone runs; aggregation is per worker)."""
-    opts = environment.parsed_options
-    port = getattr(opts, "fleet_metrics_port", 0) if opts is not None else 0
-    if not port or isinstance(environment.runner, MasterRunner):
-        return
-    bridge = Bridge.get(environment)
-    exporter.serve(bridge.stats, port, getattr(opts, "fleet_metrics_host", "127.0.0.1"))
-    log.info("Prometheus metrics on http://%s:%d/metrics", opts.fleet_metrics_host, port)

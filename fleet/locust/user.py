@@ -18,7 +18,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge
+from fleet.locust import bridge, metrics, webui
 from fleet.scenarios.profile import ProfileError, load
 
 
@@ -49,7 +49,8 @@ def _init(environment: Environment, **_: Any) -> None:
             "needs a wss:// --host\n"
         )
         sys.exit(2)
-    bridge.start_metrics(environment)
+    metrics.setup(environment)
+    webui.setup(environment)
 
 
 class ChargeProUser(User):
