@@ -41,8 +41,10 @@ interop-deps: $(if $(NPM),$(INTEROP_STAMP))
 test: lint typecheck interop-deps
 	$(BIN)/pytest -q
 
+# Benchmarks (not tests): about 9 minutes; BENCH_ARGS=--quick for about 2. Writes
+# bench-results.json and prints the table (see the README, Performance).
 bench: setup
-	$(BIN)/python -m fleet.bench
+	$(BIN)/fleet bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

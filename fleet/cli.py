@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from fleet.engine.limits import stations_problem
 from fleet.engine.security import (
     SecurityConfigError,
     TlsSettings,
@@ -137,6 +138,13 @@ def main() -> None:
     help="Stations brought online per second.",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(min=-1),
+    default=0,
+    help="Locust's distributed mode on this host: a master and N worker processes "
+    "(-1: one per CPU core). Station ids and numbers stay 1..N across workers.",
+)
+@click.option(
     "--duration",
     "-t",
     default="1m",
@@ -239,10 +247,30 @@ def main() -> None:
     default=None,
     help="Fault storm rate (faults per station per hour). Default: the profile's.",
 )
+@click.option(
+    "--slo",
+    "slo_texts",
+    multiple=True,
+    metavar="EXPR",
+    help="A threshold the run must hold, e.g. 'BootNotification.p95 < 2s', 'error_rate < 1%', "
+    "'lost_transaction_messages == 0' (repeatable); a broken one makes the exit code 1.",
+)
+@click.option(
+    "--json-summary",
+    type=click.Path(dir_okay=False),
+    help="Write the JSON summary (per action, errors, fleet totals, ledger, SLOs) here.",
+)
+@click.option(
+    "--junit",
+    "junit_xml",
+    type=click.Path(dir_okay=False),
+    help="Write JUnit XML here: one test case per --slo.",
+)
 def run(
     csms_url: str | None,
     stations: int,
     spawn_rate: float,
+    processes: int,
     duration: str,
     profile_name: str,
     headless: bool,
@@ -263,9 +291,13 @@ def run(
     class_picker: bool,
     offline_share: float | None,
     fault_rate: float | None,
+    slo_texts: tuple[str, ...],
+    json_summary: str | None,
+    junit_xml: str | None,
 ) -> None:
     """Run a fleet: headless with a summary and an exit code, or in the Locust web UI."""
     seconds = parse_duration(duration)
+    slos = _parse_slos(slo_texts)
     if class_picker and headless:
         raise UsageProblem("--class-picker is for the web UI (not with --headless)")
     try:
@@ -295,6 +327,18 @@ def run(
             "any server can pose as the CSMS",
             err=True,
         )
+
+    # Stations (and, embedded, the CSMS's side of each connection) need open files;
+    # the Locust child inherits the raised limit.
+    peak = stations
+    if profile.load is not None and (shape or profile.load.shape) != "none":
+        peak = max(peak, profile.load.stations)
+    embedded = csms_url is None
+    problem = stations_problem(
+        peak, 2 if embedded else 1, " (two per station with the embedded CSMS)" if embedded else ""
+    )
+    if problem is not None:
+        raise UsageProblem(problem)
 
     csms = None
     if csms_url is None:
@@ -334,6 +378,13 @@ def run(
     ]
     if headless:
         cmd += ["--headless", "--run-time", f"{seconds}s", "--only-summary"]
+    if processes:
+        # The master listens for its forked workers on loopback, on a free port (Locust's
+        # default 5557 on every interface would clash with any other run on the host).
+        port = _free_port()
+        cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", str(port), "--master-host", "127.0.0.1"]
+        cmd += ["--master-port", str(port)]
     if metrics_port:
         cmd += ["--fleet-metrics-port", str(metrics_port)]
     if seed is not None:
@@ -364,11 +415,95 @@ def run(
     if not headless:
         click.echo(f"fleet: Locust web UI at http://127.0.0.1:{web_port}", err=True)
 
+    reports = _Reports(slos, json_summary, junit_xml)
+    cmd += reports.locust_options()
     code = _run_child(cmd, env)
+    ledger = None
     if csms is not None:
         code = max(code, _report_ledger(csms, ledger_json))
+        ledger = {"summary": csms.ledger.summary(), "problems": csms.ledger.check()}
         csms.stop()
+    code = max(code, reports.finish(ledger))
     sys.exit(code)
+
+
+def _parse_slos(texts: tuple[str, ...]) -> list[Any]:
+    """Every --slo read before anything starts: a bad one is a one-line usage error."""
+    from fleet.reports.slo import SloError, parse_all
+
+    try:
+        return parse_all(texts)
+    except SloError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+class _Reports:
+    """The CI side of `fleet run`: the Locust child writes its summary to a temporary
+    file; afterwards the ledger and the SLO verdicts are added, the SLO table printed and
+    the JSON summary / JUnit XML written where asked."""
+
+    def __init__(self, slos: list[Any], json_path: str | None, junit_path: str | None) -> None:
+        import tempfile
+
+        self.slos = slos
+        self.json_path = json_path
+        self.junit_path = junit_path
+        self.wanted = bool(slos or json_path or junit_path)
+        self._dir = tempfile.mkdtemp(prefix="fleet-summary-") if self.wanted else None
+        self.path = str(Path(self._dir) / "summary.json") if self._dir else None
+
+    def locust_options(self) -> list[str]:
+        if self.path is None:
+            return []
+        options = ["--fleet-summary-json", self.path]
+        if self.slos:
+            # Thresholds decide: a failed exchange alone (Locust's default exit code 1)
+            # must not fail a run whose 'error_rate < 1%' held.
+            options += ["--exit-code-on-error", "0"]
+        return options
+
+    def finish(self, ledger: dict[str, Any] | None) -> int:
+        """Evaluate, print, write; 1 when an SLO broke (or could not be evaluated)."""
+        if self.path is None or self._dir is None:
+            return 0
+        import shutil
+
+        from fleet.reports import junit
+        from fleet.reports import slo as slo_mod
+        from fleet.reports import summary as report
+
+        try:
+            try:
+                data = report.read(self.path)
+            except (OSError, ValueError):
+                click.echo("fleet: Locust wrote no run summary: SLOs not evaluated", err=True)
+                return 1
+            results = slo_mod.evaluate_all(self.slos, {**data, "ledger": ledger})
+            data = report.with_results(data, results, ledger)
+            if results:
+                click.echo("")
+                click.echo("SLOs")
+                click.echo(slo_mod.table(results))
+                for r in results:
+                    if not r.passed:
+                        click.echo(
+                            f"fleet: SLO broken: {r.slo.text} (measured {r.measured_text})",
+                            err=True,
+                        )
+            if self.json_path:
+                report.write(data, self.json_path)
+            if self.junit_path:
+                junit.write(self.junit_path, results, data)
+            return 0 if data["passed"] else 1
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _password_check(key: str) -> Any:
@@ -452,6 +587,20 @@ def _report_ledger(csms: Any, path: str | None) -> int:
     help="Require HTTP Basic auth: user = station id, password = KEY (profiles 1 and 2). "
     "Also read from $FLEET_CSMS_AUTHORIZATION_KEY, which keeps it off the command line.",
 )
+@click.option(
+    "--delay-ms",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    help="Serve messages one at a time, each taking this long: a CSMS of known capacity "
+    "(1000/delay messages per second), for trying `fleet capacity`.",
+)
+@click.option(
+    "--ledger-journal",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Append every ledger event to FILE (written at once) and reload it at start, so "
+    "the ledger survives the CSMS being killed and restarted.",
+)
 def csms(
     host: str,
     port: int,
@@ -464,8 +613,11 @@ def csms(
     tls_key: str | None,
     tls_client_ca: str | None,
     basic_auth_key: str | None,
+    delay_ms: float,
+    ledger_journal: str | None,
 ) -> None:
     """Serve the reference CSMS (the one `fleet run` embeds) until Ctrl-C."""
+    from fleet.csms.ledger import JournaledLedger
     from fleet.csms.server import serve_forever, tls_context
 
     context = None
@@ -484,23 +636,261 @@ def csms(
             tags += load(profile_name).id_tags
         except ProfileError as exc:
             raise UsageProblem(str(exc)) from None
+    extra: dict[str, Any] = {}
+    if ledger_journal:
+        try:
+            extra["ledger"] = JournaledLedger(ledger_journal)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageProblem(f"--ledger-journal {ledger_journal}: {exc}") from None
     try:
         asyncio.run(
             serve_forever(
                 host,
                 port,
+                **extra,
                 accepted_tags=tags,
                 accept_all_tags=accept_all,
                 boot_status=boot_status,
                 heartbeat_interval=heartbeat_interval,
                 ssl_context=context,
                 basic_auth=None if not basic_auth_key else _password_check(basic_auth_key),
+                service_time=delay_ms / 1000.0,
             )
         )
     except OSError as exc:
         raise UsageProblem(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     except KeyboardInterrupt:
         pass
+
+
+@cli.command()
+@click.option(
+    "--csms",
+    "csms_url",
+    metavar="URL",
+    help="CSMS websocket base URL. Default: the embedded reference CSMS.",
+)
+@click.option("--profile", "profile_name", default="demo", show_default=True, help="Fleet profile.")
+@click.option(
+    "--slo",
+    "slo_texts",
+    multiple=True,
+    required=True,
+    metavar="EXPR",
+    help="A threshold every step must hold, e.g. 'Heartbeat.p95 < 500ms' (repeatable).",
+)
+@click.option(
+    "--start", type=click.IntRange(min=1), default=None, help="First fleet size (default: --step)."
+)
+@click.option(
+    "--step",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Stations added per step.",
+)
+@click.option(
+    "--max",
+    "maximum",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Largest fleet size to try.",
+)
+@click.option("--hold", default="60s", show_default=True, help="How long each step lasts.")
+@click.option(
+    "--settle",
+    default=None,
+    help="How long after a step starts its measurement begins (default: the ramp plus a "
+    "quarter of --hold, at most half of it).",
+)
+@click.option(
+    "--spawn-rate",
+    "-r",
+    type=click.FloatRange(min=0.01),
+    default=50.0,
+    show_default=True,
+    help="Stations brought online per second at each step.",
+)
+@click.option(
+    "--html", "html_report", type=click.Path(dir_okay=False), help="Write the HTML report here."
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    help="Write the steps and the answer as JSON here.",
+)
+@click.option("--seed", type=int, default=None, help="Seed for reproducible runs.")
+@click.option("--station-prefix", default="CP", show_default=True, help="Station id prefix.")
+@click.option("--no-validate", is_flag=True, help="Skip OCPP schema validation in the stations.")
+@click.option("--ca-file", metavar="PEM", help="CA certificate(s) of the CSMS (wss://).")
+@click.option("--client-cert", metavar="PEM", help="Client certificate (SecurityProfile 3).")
+@click.option("--client-key", metavar="PEM", help="Private key of --client-cert.")
+@click.option("--insecure", is_flag=True, help="Do not verify the CSMS's TLS certificate.")
+@click.option(
+    "--csms-delay-ms",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    help="Embedded CSMS only: serve messages one at a time, each taking this long.",
+)
+def capacity(
+    csms_url: str | None,
+    profile_name: str,
+    slo_texts: tuple[str, ...],
+    start: int | None,
+    step: int,
+    maximum: int,
+    hold: str,
+    settle: str | None,
+    spawn_rate: float,
+    html_report: str | None,
+    json_out: str | None,
+    seed: int | None,
+    station_prefix: str,
+    no_validate: bool,
+    ca_file: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    insecure: bool,
+    csms_delay_ms: float,
+) -> None:
+    """Find the largest fleet the CSMS holds: steps up until one breaks an SLO."""
+    import tempfile
+
+    from fleet import capacity as cap
+
+    _parse_slos(slo_texts)  # every --slo read before anything starts
+    first = start if start is not None else step
+    if maximum < first:
+        raise UsageProblem(f"--max {maximum} is below the first step ({first})")
+    hold_s = _seconds("--hold", hold)
+    settle_s = (
+        cap.default_settle(hold_s, step, spawn_rate)
+        if settle is None
+        else _seconds("--settle", settle, zero_ok=True)
+    )
+    if settle_s >= hold_s:
+        raise UsageProblem(f"--settle ({settle_s:g}s) must be shorter than --hold ({hold_s:g}s)")
+    if csms_url is not None and csms_delay_ms:
+        raise UsageProblem("--csms-delay-ms is for the embedded CSMS (not with --csms)")
+    try:
+        profile = load(profile_name)
+    except ProfileError as exc:
+        raise UsageProblem(str(exc)) from None
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", station_prefix):
+        raise UsageProblem("--station-prefix: 1..16 letters, digits, '.', '_' or '-'")
+    tls = TlsSettings(ca_file, client_cert, client_key, insecure)
+    try:
+        tls.check()
+    except SecurityConfigError as exc:
+        raise UsageProblem(f"TLS: {exc}") from None
+    if profile.security_profile >= 2 and not (csms_url or "").lower().startswith("wss://"):
+        raise UsageProblem(
+            f"profile {profile.name}: SecurityProfile {profile.security_profile} needs a "
+            "wss:// CSMS (--csms wss://...)"
+        )
+    embedded = csms_url is None
+    problem = stations_problem(
+        maximum,
+        2 if embedded else 1,
+        " (two per station with the embedded CSMS)" if embedded else "",
+    )
+    if problem is not None:
+        raise UsageProblem(problem)
+
+    sizes = cap.sizes(first, step, maximum)
+    work = Path(tempfile.mkdtemp(prefix="fleet-capacity-"))
+    plan_path, out_path = work / "plan.json", work / "steps.json"
+    plan_path.write_text(json.dumps(cap.plan(sizes, hold_s, settle_s, spawn_rate, slo_texts)))
+
+    csms = None
+    if csms_url is None:
+        from fleet.csms.server import CsmsThread
+
+        key = profile.config.get("AuthorizationKey") if profile.security_profile == 1 else None
+        csms = CsmsThread(
+            accepted_tags=profile.id_tags,
+            basic_auth=None if key is None else _password_check(str(key)),
+            heartbeat_interval=int(profile.config.get("HeartbeatInterval", 60)),
+            service_time=csms_delay_ms / 1000.0,
+        )
+        url = csms.start()
+        click.echo(f"fleet: embedded reference CSMS at {url}", err=True)
+    else:
+        check_csms_url(csms_url, tls=tls)
+        url = csms_url
+    click.echo(
+        f"fleet: capacity search over {len(sizes)} steps ({sizes[0]}..{sizes[-1]} stations), "
+        f"{hold_s:g}s each, measured after {settle_s:g}s; at most {len(sizes) * hold_s:g}s",
+        err=True,
+    )
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", url,
+        "--fleet-profile", str(profile.path), "--fleet-station-prefix", station_prefix,
+        "--headless", "--only-summary", "--users", str(maximum),
+        "--spawn-rate", str(spawn_rate), "--exit-code-on-error", "0",
+        "--fleet-capacity-plan", str(plan_path), "--fleet-capacity-out", str(out_path),
+    ]  # fmt: skip
+    if seed is not None:
+        cmd += ["--fleet-seed", str(seed)]
+    if no_validate:
+        cmd += ["--fleet-no-validate"]
+    cmd += tls.as_options("fleet-")
+    try:
+        code = _run_child(cmd, {"FLEET_SHAPE": "capacity"})
+    finally:
+        if csms is not None:
+            csms.stop()
+    if code == 2:
+        sys.exit(2)  # Locust said why (a usage error in the child)
+    try:
+        data = cap.read(out_path)
+    except (OSError, ValueError):
+        raise click.ClickException("the capacity search measured no step") from None
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    result = cap.verdict(data)
+    click.echo("")
+    click.echo(f"Capacity search against {redact_url(url)}")
+    click.echo(cap.table(result.steps))
+    for line in result.lines():
+        click.echo(line)
+    if html_report:
+        Path(html_report).write_text(cap.render_html(data, result, redact_url(url)))
+    if json_out:
+        data["result"] = {
+            "largest_passing": result.largest_passing,
+            "breaking": result.breaking,
+            "broken": [r.as_dict() for r in result.broken],
+            "complete": result.complete,
+        }
+        Path(json_out).write_text(json.dumps(data, indent=2) + "\n")
+    sys.exit(0 if result.complete and result.largest_passing is not None else 1)
+
+
+def _seconds(option: str, text: str, zero_ok: bool = False) -> float:
+    """A duration option ('90s', '2m', '0') in seconds, or a one-line usage error."""
+    if zero_ok and text.strip() in ("0", "0s"):
+        return 0.0
+    try:
+        return float(parse_duration(text))
+    except UsageProblem:
+        raise UsageProblem(f"{option}: cannot read {text!r} (use e.g. 30s, 2m)") from None
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args: tuple[str, ...]) -> None:
+    """Benchmark the engine against a sink CSMS (fleet bench --help; see the README)."""
+    from fleet import bench as bench_module
+
+    bench_module.main(list(args), prog="fleet bench")
 
 
 @cli.group()

@@ -4,8 +4,11 @@ Secrets: the AuthorizationKey (and the Basic auth header made from it, base64), 
 rotated by the CSMS, a wrong key that is refused, a password in a URL, and a client
 certificate's private key. Observables: every log record at DEBUG (ours, websockets'
 handshake dumps on both sides), the Prometheus exposition, GetConfiguration answers,
-the reference CSMS's ledger, profile objects; and for a real `fleet run`, its console
-output, CSV statistics and HTML report.
+the reference CSMS's ledger, profile objects; for a real `fleet run`, its console
+output, CSV statistics, HTML report, JSON summary and JUnit XML; for Locust with the
+fleet's locustfile and web UI (mutual TLS, a private key per station), every GET route
+of the web UI (enumerated from Flask's url_map), /metrics over HTTP, the reports and
+GetConfiguration. And the metrics and web UI servers listen on 127.0.0.1 by default.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import base64
 import json
 import logging
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -228,6 +232,10 @@ def test_a_fleet_run_over_wss_shows_the_key_nowhere(tmp_path: Path) -> None:
                 str(tmp_path / "stats"),
                 "--html",
                 str(tmp_path / "report.html"),
+                "--json-summary",
+                str(tmp_path / "summary.json"),
+                "--junit",
+                str(tmp_path / "junit.xml"),
             ],
             capture_output=True,
             text=True,
@@ -246,3 +254,221 @@ def test_a_fleet_run_over_wss_shows_the_key_nowhere(tmp_path: Path) -> None:
     for report in tmp_path.glob("stats*.csv"):
         assert_clean(report.name, report.read_text())
     assert_clean("HTML report", (tmp_path / "report.html").read_text())
+    for name in ("summary.json", "junit.xml"):
+        assert (tmp_path / name).exists(), name
+        assert_clean(name, (tmp_path / name).read_text())
+
+
+# -- every sink of a real run: web UI routes, /metrics, reports, GetConfiguration --------
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCUSTFILE = ROOT / "fleet" / "locust" / "locustfile.py"
+ROUTE_LISTER = ROOT / "tests" / "reliability" / "route_lister.py"
+RUN_TIME = 20
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, timeout: float = 10) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def _wait(check: Any, timeout: float, what: str) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _pki(tmp_path: Path, stations: list[str]) -> tuple[str, str, list[str]]:
+    """CA file, server certificate, and a certificate per station ({id}.pem); returns
+    (ca file, server pem, a line of each station's private key)."""
+    ca = trustme.CA()
+    server_pem = tmp_path / "server.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    key_lines = []
+    for sid in stations:
+        cert = ca.issue_cert(sid, common_name=sid)
+        (tmp_path / f"{sid}.key").write_bytes(cert.private_key_pem.bytes())
+        for blob in cert.cert_chain_pems:
+            with open(tmp_path / f"{sid}.pem", "ab") as fh:
+                fh.write(blob.bytes())
+        key_lines += cert.private_key_pem.bytes().decode().splitlines()[1:-1]
+    return str(ca_file), str(server_pem), key_lines
+
+
+def test_the_web_ui_metrics_reports_and_getconfiguration_show_no_secret(tmp_path: Path) -> None:
+    """Locust with the fleet's locustfile and its web UI, mutual TLS (profile 3) with a
+    private key per station, an AuthorizationKey in the configuration: every GET route
+    of the web UI (enumerated from Flask's url_map), /metrics, the CSV and HTML reports,
+    the console and GetConfiguration are searched for the key and the private keys."""
+    stations = ["CP00001", "CP00002"]
+    ca_file, server_pem, key_lines = _pki(tmp_path, stations)
+    secrets = [*SECRETS, *key_lines]
+    profile = tmp_path / "mtls.yaml"
+    profile.write_text(
+        "name: mtls\nbehaviour: idle\nstation:\n"
+        "  config: {MinimumStatusDuration: 0, HeartbeatInterval: 1}\n"
+        "  security: {profile: 3, authorization_key_env: FLEET_TEST_AUTH_KEY}\n"
+    )
+    csms = CsmsThread(ssl_context=tls_context(server_pem, client_ca=ca_file), heartbeat_interval=1)
+    url = csms.start()
+    web, metrics_port = _free_port(), _free_port()
+    cmd = [
+        sys.executable, "-m", "locust",
+        "-f", f"{LOCUSTFILE},{ROUTE_LISTER}",
+        "--host", url,
+        "--web-host", "127.0.0.1", "--web-port", str(web),
+        # The run ends by itself (reports written on the normal path, no signal racing
+        # the web server's greenlets): RUN_TIME is ample for the fetches below.
+        "--autostart", "-u", "2", "-r", "10", "-t", f"{RUN_TIME}s", "--autoquit", "0",
+        "--fleet-profile", str(profile),
+        "--fleet-ca-file", ca_file,
+        "--fleet-client-cert", str(tmp_path / "{id}.pem"),
+        "--fleet-client-key", str(tmp_path / "{id}.key"),
+        "--fleet-metrics-port", str(metrics_port),
+        "--csv", str(tmp_path / "stats"),
+        "--html", str(tmp_path / "report.html"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "FLEET_TEST_AUTH_KEY": KEY},
+    )
+    pages: dict[str, str] = {}
+    try:
+        _wait(lambda: len(csms.connected_stations()) == 2, 40, "two stations over mutual TLS")
+        _wait(lambda: csms.ledger.station("CP00001").heartbeats >= 2, 10, "heartbeats")
+        answers = [csms.call(sid, call.GetConfiguration()) for sid in stations] + [
+            csms.call("CP00001", call.GetConfiguration(key=["AuthorizationKey"]))
+        ]
+        status, listing = _get(f"http://127.0.0.1:{web}/__routes")
+        assert status == 200, listing
+        routes = json.loads(listing)
+        assert "/" in routes and "/stats/requests" in routes
+        assert any(r.startswith("/fleet") for r in routes), routes  # the Fleet tab's route
+        for route in routes:
+            status, body = _get(f"http://127.0.0.1:{web}{route}")
+            pages[route] = body
+        status, exposition = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200 and "fleet_stations_connected" in exposition
+        pages["/metrics"] = exposition
+    finally:
+        try:
+            output, _ = proc.communicate(timeout=RUN_TIME + 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        csms.stop()
+    assert len(pages) >= 5, sorted(pages)
+    for route, body in pages.items():
+        assert_clean(f"web UI {route}", body, secrets)
+    assert_clean("GetConfiguration", repr(answers), secrets)
+    assert answers[2].configuration_key == [{"key": "AuthorizationKey", "readonly": False}]
+    assert_clean("Locust console", output, secrets)
+    reports = [*tmp_path.glob("stats*.csv"), tmp_path / "report.html"]
+    assert all(r.exists() for r in reports), output[-2000:]
+    for report in reports:
+        assert_clean(report.name, report.read_text(), secrets)
+
+
+def _listeners(port: int) -> list[str]:
+    """Local addresses of the sockets listening on ``port`` (from /proc/net/tcp{,6})."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.append(address)
+    return found
+
+
+def _outside_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), if any."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = str(s.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_metrics_and_web_ui_listen_on_loopback_only_by_default(tmp_path: Path) -> None:
+    """`fleet run` (web UI) with --metrics-port and no host options: both listen on
+    127.0.0.1 only; from the machine's own outside address nothing answers."""
+    import socket
+
+    csms = CsmsThread(heartbeat_interval=60)
+    url = csms.start()
+    web, metrics_port = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fleet",
+            "run",
+            "--csms",
+            url,
+            "--profile",
+            "idle",
+            "--stations",
+            "1",
+            "--web-port",
+            str(web),
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait(lambda: _listeners(web) and _listeners(metrics_port), 40, "both servers up")
+        assert _listeners(web) == ["0100007F"], _listeners(web)  # 127.0.0.1, IPv4 only
+        assert _listeners(metrics_port) == ["0100007F"], _listeners(metrics_port)
+        outside = _outside_address()
+        if outside is not None:
+            for port in (web, metrics_port):
+                with pytest.raises(OSError), socket.create_connection((outside, port), 2):
+                    pass
+        assert _get(f"http://127.0.0.1:{web}/")[0] == 200
+        assert _get(f"http://127.0.0.1:{metrics_port}/metrics")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        csms.stop()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -39,6 +40,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "ENERGY_REGISTER",
+    "JournaledLedger",
     "Ledger",
     "StationRecord",
     "StatusEntry",
@@ -577,3 +579,107 @@ class Ledger:
                 if value < low - _WH_TOLERANCE or value > high + _WH_TOLERANCE
             )
         return problems
+
+
+# -- a ledger that survives its process (fleet csms --ledger-journal) ---------------------
+
+_RECORDING = (
+    "record_anomaly",
+    "record_connection",
+    "record_message",
+    "record_boot",
+    "record_status",
+    "record_heartbeat",
+    "record_authorize",
+    "record_data_transfer",
+    "record_diagnostics_status",
+    "record_firmware_status",
+    "record_security_event",
+    "start_transaction",
+    "stop_transaction",
+    "record_meter_values",
+)
+
+
+class JournaledLedger(Ledger):
+    """A :class:`Ledger` that writes every recording call to a journal file and, when it
+    is made, replays the file: a CSMS killed with SIGKILL and started again on the same
+    journal has the ledger it had (the same transaction ids, re-deliveries recognised).
+
+    Each call is one JSON line ``[time, method, args, kwargs]`` written with a single
+    ``os.write`` on an ``O_APPEND`` descriptor before the ledger applies it (and so
+    before the CSMS answers the station): once written it is in the kernel, which a
+    killed process cannot take back. A torn last line (killed mid-write) is skipped.
+    ``path=None`` after :meth:`replay` gives a read-only copy (for tests reading the
+    journal of a CSMS in another process).
+    """
+
+    def __init__(self, path: str | None, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock)
+        self._journal_lock = threading.Lock()
+        self._fd: int | None = None
+        self.path = path
+        if path is not None:
+            self.replay(path)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                # A line torn by the kill: end it, or the next line would be glued to it.
+                os.write(self._fd, b"\n")
+
+    @classmethod
+    def read(cls, path: str) -> Ledger:
+        """The ledger a journal holds, without writing to it."""
+        ledger = cls(None)
+        ledger.replay(path)
+        return ledger
+
+    def replay(self, path: str) -> int:
+        """Apply the journal's calls to this ledger (none is written again); returns how many."""
+        try:
+            with open(path, "rb") as fh:
+                lines = fh.read().split(b"\n")
+        except FileNotFoundError:
+            return 0
+        clock, count = self._clock, 0
+        try:
+            for line in lines:
+                try:
+                    at, name, args, kwargs = json.loads(line)
+                except (ValueError, TypeError):
+                    continue  # empty, torn by a kill in the middle of a write, or not ours
+                if name not in _RECORDING:
+                    continue
+                self._clock = lambda at=at: float(at)
+                getattr(Ledger, name)(self, *args, **kwargs)
+                count += 1
+        finally:
+            self._clock = clock
+        return count
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _journaled(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self._journal_lock:
+            if self._fd is not None:
+                line = json.dumps([self._clock(), name, args, kwargs], default=str) + "\n"
+                os.write(self._fd, line.encode())
+            return getattr(Ledger, name)(self, *args, **kwargs)
+
+
+def _journal_method(name: str) -> Callable[..., Any]:
+    original = getattr(Ledger, name)
+
+    def method(self: JournaledLedger, *args: Any, **kwargs: Any) -> Any:
+        return self._journaled(name, args, kwargs)
+
+    method.__name__ = name
+    method.__doc__ = original.__doc__
+    return method
+
+
+for _name in _RECORDING:
+    setattr(JournaledLedger, _name, _journal_method(_name))

@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from ocpp.charge_point import snake_to_camel_case
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import InternalError, OCPPError
 from ocpp.messages import Call
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
@@ -91,6 +91,25 @@ def _quiet_ocpp_logger() -> None:
         ocpp_logger.setLevel(logging.WARNING)
     if _redact_authorization_key not in ocpp_logger.filters:
         ocpp_logger.addFilter(_redact_authorization_key)
+    if _no_traceback_for_invalid_input not in ocpp_logger.filters:
+        ocpp_logger.addFilter(_no_traceback_for_invalid_input)
+
+
+def _no_traceback_for_invalid_input(record: logging.LogRecord) -> bool:
+    """The library logs every CALL it refuses with a CallError, and every frame it cannot
+    parse, as an ERROR with a traceback: twenty lines per invalid message, which is the
+    whole console once stations misbehave on purpose (fleet.scenarios.misbehave). A
+    refused CALL is in the ledger (an anomaly naming the code), so its line goes; an
+    unparsable frame keeps one line, without the traceback. InternalError (a bug in a
+    handler here) keeps everything."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if not isinstance(exc, OCPPError) or isinstance(exc, InternalError):
+        return True
+    if str(record.msg).startswith("Error while handling request"):
+        return False
+    record.exc_info = None
+    record.exc_text = None
+    return True
 
 
 _JSON_VALUE = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*"')
@@ -120,6 +139,8 @@ class _Station(ChargePoint):  # type: ignore[misc]  # the ocpp library is untype
         # every CALL, including the ones its schema validation then rejects, and those
         # are exactly what the ledger must not miss.
         self._ledger.record_message(self.id, msg.action)
+        if self._csms.service_time > 0:
+            await self._csms.serve_slowly()
         try:
             return await super()._handle_call(msg)
         except OCPPError as error:
@@ -281,6 +302,7 @@ class ReferenceCsms:
         ledger: Ledger | None = None,
         ssl_context: ssl.SSLContext | None = None,
         basic_auth: BasicAuth | None = None,
+        service_time: float = 0.0,
     ) -> None:
         self.host = host
         self._port = port
@@ -291,6 +313,10 @@ class ReferenceCsms:
         self.accept_all_tags = accept_all_tags
         self.boot_status = boot_status
         self.heartbeat_interval = heartbeat_interval
+        # Capacity tests: every CALL waits its turn and takes this many seconds, one at
+        # a time across all stations, so throughput is capped at 1/service_time.
+        self.service_time = service_time
+        self._service_lock: asyncio.Lock | None = None
         self._ledger = ledger if ledger is not None else Ledger()
         self._server: Server | None = None
         self._stations: dict[str, _Station] = {}
@@ -351,6 +377,14 @@ class ReferenceCsms:
     def connected_stations(self) -> list[str]:
         # dict.copy() is atomic under the GIL, so other threads may call this too.
         return sorted(self._stations.copy())
+
+    async def serve_slowly(self) -> None:
+        """Hold one CALL for ``service_time`` seconds, one CALL at a time (FIFO): a
+        single server of fixed speed, whose knee a capacity search must find."""
+        if self._service_lock is None:
+            self._service_lock = asyncio.Lock()  # on the loop that serves
+        async with self._service_lock:
+            await asyncio.sleep(self.service_time)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -502,6 +536,7 @@ class CsmsThread:
         startup_timeout: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
         basic_auth: BasicAuth | None = None,
+        service_time: float = 0.0,
     ) -> None:
         self.csms = ReferenceCsms(
             host,
@@ -513,6 +548,7 @@ class CsmsThread:
             ledger=ledger,
             ssl_context=ssl_context,
             basic_auth=basic_auth,
+            service_time=service_time,
         )
         self._startup_timeout = startup_timeout
         self._loop: asyncio.AbstractEventLoop | None = None

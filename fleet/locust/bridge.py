@@ -9,7 +9,6 @@ gevent hub. Nothing in the loop thread touches a gevent object.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import random
 from typing import Any
@@ -22,11 +21,12 @@ from locust.runners import WorkerRunner
 from fleet.engine.fleet import Fleet
 from fleet.engine.loop import LoopThread
 from fleet.engine.security import TlsSettings
+from fleet.locust import distributed, misbehave
 from fleet.metrics.stats import FleetStats
 from fleet.model.config import ConfigStore
 from fleet.model.station import BootInfo, Station
 from fleet.scenarios import behaviour, network, storms
-from fleet.scenarios.profile import Profile, load
+from fleet.scenarios.profile import Profile
 
 log = logging.getLogger("fleet.locust")
 
@@ -47,7 +47,10 @@ class Bridge:
         self.env = environment
         opts = environment.parsed_options
         self.key = options_key(opts)
-        self.profile: Profile = load(getattr(opts, "fleet_profile", None) or "demo")
+        # On a Locust worker, the master's copy (the file may not exist on this host).
+        self.profile: Profile = distributed.profile(
+            environment, getattr(opts, "fleet_profile", None) or "demo"
+        )
         self.prefix: str = getattr(opts, "fleet_station_prefix", None) or "CP"
         seed = _int_or_none(getattr(opts, "fleet_seed", None))
         compression = _float_or_none(getattr(opts, "fleet_time_compression", None))
@@ -78,8 +81,12 @@ class Bridge:
         # Fleet-wide scenario directors (fault storms, offline waves) run on the loop.
         self.thread.call(storms.start, self.fleet, self.profile.faults, self.fleet.rng)
         self.thread.call(network.start, self.fleet, self.profile.network, self.fleet.rng)
-        self._seq = 0
-        self._free: list[int] = []  # numbers of stations taken offline, reused first
+        self.misbehave = misbehave.attach(self)  # misbehaving stations, if the profile says
+        # Station numbers, unique in the whole run (distributed.py: on a worker, the
+        # master hands them out); identity -> number of the stations running here.
+        self.numbers = distributed.numbers(environment)
+        if isinstance(self.numbers, distributed.WorkerSide):
+            self.numbers.forget = self._forget
         self._numbers: dict[str, int] = {}
         # Stations a shape took away (powered off), by id: the same station comes back.
         self._parked: dict[str, Station] = {}
@@ -102,18 +109,14 @@ class Bridge:
     # -- stations --------------------------------------------------------------
 
     def next_identity(self) -> str:
-        """Unique within the run: workers put their index in the id. The numbers of
-        stations taken offline are reused first, so a station that comes back (a boot
-        storm after an outage, a ramp down and up) is the same station id."""
-        if self._free:
-            number = heapq.heappop(self._free)
-        else:
-            self._seq += 1
-            number = self._seq
-        if self.worker_index is None:
-            identity = f"{self.prefix}{number:05d}"
-        else:
-            identity = f"{self.prefix}W{self.worker_index:02d}-{number:05d}"
+        """``{prefix}{number:05d}``, the number unique in the whole run (on a Locust
+        worker it comes from the master: see distributed.py; the user's greenlet may
+        wait briefly for it). The lowest free number goes first, and the numbers of
+        stations taken offline are reused, so a station that comes back (a boot storm
+        after an outage, a ramp down and up) is the same station id, on the same
+        process as its parked state."""
+        number = self.numbers.take()
+        identity = f"{self.prefix}{number:05d}"
         self._numbers[identity] = number
         return identity
 
@@ -150,9 +153,19 @@ class Bridge:
 
     def remove_station(self, identity: str) -> None:
         number = self._numbers.pop(identity, None)
-        if number is not None:
-            heapq.heappush(self._free, number)
         self.thread.call(self._remove, identity)
+        if number is not None:
+            self.numbers.release(number)
+
+    def _forget(self, numbers: list[int]) -> None:
+        """The master gave these numbers to another worker: their parked stations
+        here must not come back (the station now lives there)."""
+        identities = [f"{self.prefix}{number:05d}" for number in numbers]
+        self.thread.call(self._drop_parked, identities)
+
+    def _drop_parked(self, identities: list[str]) -> None:
+        for identity in identities:
+            self._parked.pop(identity, None)
 
     def _remove(self, identity: str) -> None:
         """On the loop thread: power the station off (kept, to come back the same)."""
@@ -280,6 +293,11 @@ def add_arguments(parser: Any) -> None:
     )
     group.add_argument(
         "--fleet-metrics-host", default="127.0.0.1", help="Address for /metrics (default loopback)"
+    )
+    group.add_argument(
+        "--fleet-metrics-per-station",
+        action="store_true",
+        help="Add per-station series to /metrics (small fleets only: at most 1000 stations)",
     )
     group.add_argument(
         "--fleet-no-validate",

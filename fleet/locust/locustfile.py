@@ -15,7 +15,7 @@ __all__ = ["ChargeProUser"]
 _wanted = os.environ.get("FLEET_SHAPE", "")
 _name = _shape = None
 for _name, _shape in shapes.SHAPES.items():
-    if _wanted in ("all", _name):
+    if _wanted == _name or (_wanted == "all" and _name != "capacity"):  # capacity: by plan
         globals()[_shape.__name__] = _shape
         __all__.append(_shape.__name__)
 del _name, _shape  # Locust takes any shape class in the module's namespace

@@ -15,6 +15,8 @@ exports them on request: ``fleet run --shape NAME`` (or a profile with ``load:``
 - ``boot-storm``: ``stations`` come up at ``spawn_rate``; at ``outage_at`` the grid
   goes down (every station goes offline) for ``outage`` seconds; then power returns
   and every station boots and connects at once (the same station ids come back).
+- ``capacity``: ``fleet capacity``'s steps, measured one by one, ending at the first
+  step that breaks an SLO (exported only when ``FLEET_SHAPE=capacity``).
 """
 
 from __future__ import annotations
@@ -129,8 +131,28 @@ class BootStormShape(FleetShape):
         return s.stations, float(s.stations)  # power back: all boot together
 
 
+class CapacityShape(StepsShape):
+    """``fleet capacity``: steps of stations, each held long enough to measure, ending
+    at the first step that breaks an SLO (the plan and the per-step measurement are
+    :class:`fleet.locust.summary.CapacityProbe`'s). Without a plan, plain steps."""
+
+    shape = "capacity"
+    _probe: Any = None
+
+    def tick(self) -> Tick:
+        if self._probe is None:
+            from fleet.locust.summary import CapacityProbe
+
+            self._probe = CapacityProbe.from_options(self.runner.environment) or False
+        if self._probe is False:
+            return super().tick()
+        result: Tick = self._probe.tick(self.get_run_time())
+        return result
+
+
 SHAPES: dict[str, type[FleetShape]] = {
     "ramp": RampShape,
     "steps": StepsShape,
+    "capacity": CapacityShape,
     "boot-storm": BootStormShape,
 }

@@ -17,9 +17,10 @@ from locust import User, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner
 
+from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, metrics, webui
-from fleet.scenarios.profile import ProfileError, load
+from fleet.locust import bridge, distributed, metrics, summary, webui
+from fleet.scenarios.profile import ProfileError
 
 
 @events.init_command_line_parser.add_listener
@@ -32,8 +33,10 @@ def _init(environment: Environment, **_: Any) -> None:
     opts = environment.parsed_options
     if opts is None:
         return
+    limits.enforce_locust(environment)  # one open file per station (issue 7)
     try:
-        profile = load(opts.fleet_profile)
+        # Registers the master/worker messages; a worker gets the master's profile.
+        profile = distributed.setup(environment)
         if not isinstance(environment.runner, MasterRunner):  # the master connects nothing
             bridge.tls_settings(opts).check()
     except ProfileError as exc:
@@ -51,6 +54,7 @@ def _init(environment: Environment, **_: Any) -> None:
         sys.exit(2)
     metrics.setup(environment)
     webui.setup(environment)
+    summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
 
 
 class ChargeProUser(User):

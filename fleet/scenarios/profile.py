@@ -18,7 +18,7 @@ import yaml
 from fleet.engine.security import Secret
 from fleet.model.config import KEYS, ConfigError, ConfigStore
 from fleet.model.meter import EvModel
-from fleet.scenarios import network, replay, storms
+from fleet.scenarios import misbehave, network, replay, storms
 
 PROFILE_DIRS = (Path.cwd() / "profiles", Path(__file__).resolve().parents[2] / "profiles")
 BEHAVIOURS = ("sessions", "idle")
@@ -114,6 +114,7 @@ class Profile:
     reject_number_phases: bool = True
     faults: Any = None  # storms.parse(): fault storms, or None
     network: Any = None  # network.parse(): offline waves and buffering, or None
+    misbehave: Any = None  # misbehave.parse(): the misbehaving-station mode, or None
     kinds: tuple[Kind, ...] = ()
     load: Load | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -296,6 +297,7 @@ class _Reader:
                 "network",
                 "kinds",
                 "load",
+                "misbehave",
             },
         )
         behaviour = top.get("behaviour", "sessions")
@@ -346,6 +348,7 @@ class _Reader:
             reject_number_phases=reject_number_phases,
             faults=storms.parse(self, top.get("faults")),
             network=network.parse(self, top.get("network")),
+            misbehave=misbehave.parse(self, top.get("misbehave")),
             plug_after_remote_start=self.range(
                 self.mapping(
                     top.get("remote_start"), "remote_start", {"plug_after", "unplug_after"}

@@ -477,11 +477,11 @@ def test_setchargingprofile_decimal_limits() -> None:
         }
 
     ep = endpoint()
-    for limit in (6, 16.3, 0.3, 32.1, 7400.7):
+    for i, limit in enumerate((6, 16.3, 0.3, 32.1, 7400.7)):
         assert isinstance(
-            ep.receive(frame(2, "1", "SetChargingProfile", profile(limit)), 0), IncomingCall
+            ep.receive(frame(2, str(i), "SetChargingProfile", profile(limit)), 0), IncomingCall
         )
-    bad = ep.receive(frame(2, "1", "SetChargingProfile", profile(6.05)), 0)
+    bad = ep.receive(frame(2, "bad", "SetChargingProfile", profile(6.05)), 0)
     assert isinstance(bad, Rejected)
     assert bad.code == errors.PROPERTY_CONSTRAINT_VIOLATION
 
