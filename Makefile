@@ -39,7 +39,7 @@ $(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
 interop-deps: $(if $(NPM),$(INTEROP_STAMP))
 
 test: lint typecheck interop-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # Benchmarks (not tests): about 9 minutes; BENCH_ARGS=--quick for about 2. Writes
 # bench-results.json and prints the table (see the README, Performance).

@@ -269,9 +269,12 @@ def fleet_totals(environment: Environment) -> dict[str, Any]:
     """The fleet's numbers now (summed over workers on a master), for the Fleet tab and
     the end-of-run summary."""
     stats = fleet_stats(environment)
+    # Outlets only (connector 1..): connector 0 is the station as a whole, and counting
+    # it beside the outlet would show every station twice. Prometheus has both.
     connectors: dict[str, int] = {}
-    for (_connector, status), count in list(stats.connectors.items()):
-        connectors[status] = connectors.get(status, 0) + count
+    for (connector, status), count in list(stats.connectors.items()):
+        if connector >= 1:
+            connectors[status] = connectors.get(status, 0) + count
     callerrors: dict[str, int] = {}
     for (_action, code), count in list(stats.callerrors.items()):
         callerrors[code] = callerrors.get(code, 0) + count
