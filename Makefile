@@ -14,9 +14,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# A one-minute headless run of 120 stations against the embedded reference CSMS.
+# A one-minute headless run of 120 stations against the embedded reference CSMS, with
+# pass/fail thresholds as a CI job would set them.
 demo: setup
-	$(BIN)/fleet run --headless --stations 120 --spawn-rate 40 --duration 60s --profile demo
+	$(BIN)/fleet run --headless --stations 120 --spawn-rate 40 --duration 60s --profile demo \
+		--slo 'BootNotification.p95 < 2s' --slo 'error_rate < 1%' \
+		--slo 'lost_transaction_messages == 0'
 
 lint: setup
 	$(BIN)/ruff check .
