@@ -1,8 +1,9 @@
-"""Helpers shared by the tests that run real stations on an asyncio loop."""
+"""Helpers shared by the tests: every wait in a test is bounded."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,3 +20,15 @@ async def until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") 
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         await asyncio.sleep(0.02)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    """:func:`until` for tests without an event loop (polling real processes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}")
+        time.sleep(0.1)

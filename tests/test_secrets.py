@@ -29,6 +29,7 @@ import pytest
 import trustme
 from ocpp.v16 import call
 from prometheus_client import CollectorRegistry, generate_latest
+from support import until, wait_until
 
 from fleet.csms.server import CsmsThread, ReferenceCsms, tls_context
 from fleet.engine import link as link_module
@@ -65,14 +66,6 @@ SECRETS = [
 def assert_clean(where: str, text: str, secrets: list[str] = SECRETS) -> None:
     for secret in secrets:
         assert secret not in text, f"{where} shows a secret"
-
-
-async def until(check: Any, timeout: float = 8.0, what: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def test_nothing_observable_shows_a_secret(
@@ -121,9 +114,9 @@ def test_nothing_observable_shows_a_secret(
         userinfo_url = plain.url.replace("ws://", f"ws://CP4:{URL_PASSWORD}@")
         cp4 = add("CP4", userinfo_url)
         add("CP5", f"ws://CP5:{URL_PASSWORD}@127.0.0.1:9/ocpp")  # refused: logged
-        await until(lambda: all(s.boot_status == "Accepted" for s in (cp1, cp3, cp4)), what="boots")
-        await until(lambda: fleet.stats.connect_failures["HTTP 401"] >= 2, what="401s")
-        await until(lambda: csms.ledger.station("CP1").heartbeats >= 1, what="heartbeats")
+        await until(lambda: all(s.boot_status == "Accepted" for s in (cp1, cp3, cp4)), 8, "boots")
+        await until(lambda: fleet.stats.connect_failures["HTTP 401"] >= 2, 8, "401s")
+        await until(lambda: csms.ledger.station("CP1").heartbeats >= 1, 8, "heartbeats")
 
         answers.append(await csms.call("CP1", call.GetConfiguration()))
         answers.append(await csms.call("CP1", call.GetConfiguration(key=["AuthorizationKey"])))
@@ -133,8 +126,8 @@ def test_nothing_observable_shows_a_secret(
             "CP1", call.ChangeConfiguration(key="AuthorizationKey", value=ROTATED)
         )
         assert changed.status == "Accepted"
-        await until(lambda: csms.ledger.station("CP1").connections > connections, what="re-login")
-        await until(lambda: "CP1" in csms.connected_stations(), what="CP1 back")
+        await until(lambda: csms.ledger.station("CP1").connections > connections, 8, "re-login")
+        await until(lambda: "CP1" in csms.connected_stations(), 8, "CP1 back")
         answers.append(await csms.call("CP1", call.GetConfiguration()))
         assert cp4.config.get("SupervisionUrl") == plain.url  # no password in the config
 
@@ -286,19 +279,6 @@ def _get(url: str, timeout: float = 10) -> tuple[int, str]:
         return exc.code, exc.read().decode("utf-8", "replace")
 
 
-def _wait(check: Any, timeout: float, what: str) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def _pki(tmp_path: Path, stations: list[str]) -> tuple[str, str, list[str]]:
     """CA file, server certificate, and a certificate per station ({id}.pem); returns
     (ca file, server pem, a line of each station's private key)."""
@@ -360,8 +340,8 @@ def test_the_web_ui_metrics_reports_and_getconfiguration_show_no_secret(tmp_path
     )
     pages: dict[str, str] = {}
     try:
-        _wait(lambda: len(csms.connected_stations()) == 2, 40, "two stations over mutual TLS")
-        _wait(lambda: csms.ledger.station("CP00001").heartbeats >= 2, 10, "heartbeats")
+        wait_until(lambda: len(csms.connected_stations()) == 2, 40, "two stations over mutual TLS")
+        wait_until(lambda: csms.ledger.station("CP00001").heartbeats >= 2, 10, "heartbeats")
         answers = [csms.call(sid, call.GetConfiguration()) for sid in stations] + [
             csms.call("CP00001", call.GetConfiguration(key=["AuthorizationKey"]))
         ]
@@ -454,7 +434,7 @@ def test_metrics_and_web_ui_listen_on_loopback_only_by_default(tmp_path: Path) -
         text=True,
     )
     try:
-        _wait(lambda: _listeners(web) and _listeners(metrics_port), 40, "both servers up")
+        wait_until(lambda: _listeners(web) and _listeners(metrics_port), 40, "both servers up")
         assert _listeners(web) == ["0100007F"], _listeners(web)  # 127.0.0.1, IPv4 only
         assert _listeners(metrics_port) == ["0100007F"], _listeners(metrics_port)
         outside = _outside_address()

@@ -15,14 +15,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support import wait_until
 
 from fleet.locust.fleet_rows import fault_name, fleet_rows
 
@@ -39,18 +39,6 @@ SECRET = "FleetTabSecret-7c1e9a"  # the stations' AuthorizationKey: must never b
 def http(url: str, data: dict[str, str] | None = None) -> bytes:
     body = urllib.parse.urlencode(data).encode() if data is not None else None
     return bytes(urllib.request.urlopen(url, data=body, timeout=5).read())
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    """Poll ``check()`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.25)
 
 
 # -- the rows, without a browser ------------------------------------------------------
@@ -151,7 +139,7 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return True
 
     try:
-        wait_for("the web UI", up, 30)
+        wait_until(up, 30, "the web UI")
         yield base
     finally:
         # SIGTERM to the group: Locust stops its users (the stations close cleanly).
@@ -256,14 +244,14 @@ def test_fleet_route_over_http(web_run: str) -> None:
     # The swarm may already run (the browser test started it); start it otherwise.
     if json.loads(http(web_run + "/stats/requests"))["state"] == "ready":
         http(web_run + "/swarm", {"user_count": str(STATIONS), "spawn_rate": "10"})
-    body = wait_for(
-        "all stations connected and energy flowing",
+    body = wait_until(
         lambda: (
             (b := totals(web_run))["totals"]["stations_connected"] == STATIONS
             and b["totals"]["energy_wh"] > 0
             and b
         ),
         30,
+        "all stations connected and energy flowing",
     )
     raw = body["totals"]
     assert set(raw) >= {

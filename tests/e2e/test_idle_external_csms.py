@@ -9,27 +9,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
-from typing import Any
 
 from ocpp.v16 import call
+from support import wait_until
 
 from fleet.csms.server import CsmsThread
 
 STATIONS = 20
-
-
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -73,8 +60,8 @@ def test_idle_fleet_follows_remote_commands(free_port: int) -> None:
             text=True,
         )
         try:
-            until(lambda: len(csms.connected_stations()) == STATIONS, 20, "stations connected")
-            until(
+            wait_until(lambda: len(csms.connected_stations()) == STATIONS, 20, "stations connected")
+            wait_until(
                 lambda: csms.ledger.summary()["status_notifications"] >= 2 * STATIONS,
                 10,
                 "statuses",
@@ -86,13 +73,13 @@ def test_idle_fleet_follows_remote_commands(free_port: int) -> None:
                 )
                 assert answer.status == "Accepted"
             # The idle profile plugs in 1..5 s after a remote start.
-            until(
+            wait_until(
                 lambda: csms.ledger.summary()["transactions_started"] == 5,
                 15,
                 "5 StartTransactions",
             )
 
-            m = until(
+            m = wait_until(
                 lambda: (
                     (s := scrape(metrics_port)).get(
                         'fleet_connectors{connector="1",status="Charging"}'
@@ -122,7 +109,7 @@ def test_idle_fleet_follows_remote_commands(free_port: int) -> None:
                 tx_ids = list(csms.ledger.station(station).active_transactions.values())
                 answer = csms.call(station, call.RemoteStopTransaction(transaction_id=tx_ids[0]))
                 assert answer.status == "Accepted"
-            until(
+            wait_until(
                 lambda: csms.ledger.summary()["transactions_stopped"] == 5, 10, "5 StopTransactions"
             )
             output, _ = proc.communicate(timeout=60)

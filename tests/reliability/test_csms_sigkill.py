@@ -34,8 +34,8 @@ from fleet_harness import (
     settled,
     start_sessions,
     stop_sessions,
-    wait_for,
 )
+from support import until
 
 from fleet.engine.fleet import Fleet
 from fleet.engine.link import BACKOFF_BASE, BACKOFF_CAP, StationLink
@@ -87,9 +87,9 @@ def test_csms_sigkill_and_restart_loses_nothing(tmp_path: Path, free_port: int) 
     async def scenario() -> Fleet:
         fleet = Fleet(loop, seed=2026, keep_samples=False)
         links.extend(await add_gradually(fleet, csms.url, STATIONS, "K", CONFIG, 250))
-        await wait_for(lambda: fleet.stats.boot_status["Accepted"] == STATIONS, 60, "boots")
+        await until(lambda: fleet.stats.boot_status["Accepted"] == STATIONS, 60, "boots")
         start_sessions(links)
-        await wait_for(
+        await until(
             lambda: all(
                 lk.station.transaction and lk.station.transaction.transaction_id for lk in links
             ),
@@ -101,7 +101,7 @@ def test_csms_sigkill_and_restart_loses_nothing(tmp_path: Path, free_port: int) 
 
         csms.kill()
         marks["kill"] = time.monotonic()
-        await wait_for(lambda: fleet.stats.stations_connected == 0, 15, "the loss noticed")
+        await until(lambda: fleet.stats.stations_connected == 0, 15, "the loss noticed")
         await asyncio.sleep(OUTAGE / 3)
         # Half of them end their session offline and start another one.
         half = links[: STATIONS // 2]
@@ -116,15 +116,15 @@ def test_csms_sigkill_and_restart_loses_nothing(tmp_path: Path, free_port: int) 
         # In a thread: the stations' loop must keep running while the CSMS starts.
         marks["restart"] = time.monotonic()
         await loop.run_in_executor(None, csms.start)
-        await wait_for(
+        await until(
             lambda: fleet.stats.stations_connected == STATIONS,
             BACKOFF_CAP + 30,
             "every station back",
         )
         marks["all back"] = time.monotonic()
-        await wait_for(lambda: settled(fleet, links), 60, "queues delivered")
+        await until(lambda: settled(fleet, links), 60, "queues delivered")
         stop_sessions(links)
-        await wait_for(
+        await until(
             lambda: settled(fleet, links) and all(lk.station.transaction is None for lk in links),
             60,
             "every session stopped and delivered",

@@ -25,8 +25,8 @@ from fleet_harness import (
     settled,
     start_sessions,
     stop_sessions,
-    wait_for,
 )
+from support import until
 
 from fleet.engine.fleet import Fleet
 from fleet.engine.link import StationLink
@@ -121,9 +121,9 @@ def test_a_hung_network_is_noticed_by_pings_and_loses_nothing(
         await proxy.start()
         fleet = Fleet(asyncio.get_running_loop(), seed=8)
         links.extend(add_stations(fleet, proxy.url, STATIONS, "H", CONFIG))
-        await wait_for(lambda: fleet.stats.boot_status["Accepted"] == STATIONS, 20, "boots")
+        await until(lambda: fleet.stats.boot_status["Accepted"] == STATIONS, 20, "boots")
         start_sessions(links)
-        await wait_for(
+        await until(
             lambda: all(
                 lk.station.transaction and lk.station.transaction.transaction_id for lk in links
             ),
@@ -137,7 +137,7 @@ def test_a_hung_network_is_noticed_by_pings_and_loses_nothing(
         loop = asyncio.get_running_loop()
         hung_at = loop.time()
         # Two ping intervals without a pong: every station drops its connection.
-        await wait_for(lambda: fleet.stats.stations_connected == 0, 6, "pings time out")
+        await until(lambda: fleet.stats.stations_connected == 0, 6, "pings time out")
         assert loop.time() - hung_at <= 2 * CONFIG["WebSocketPingInterval"] + 1.5
         assert fleet.stats.disconnects["ping timeout"] == STATIONS
         assert fleet.stats.connect_failures["ping timeout"] == STATIONS
@@ -148,7 +148,7 @@ def test_a_hung_network_is_noticed_by_pings_and_loses_nothing(
             link.hardware(link.station.unplug)
         start_sessions(half, suffix="-2")
         # New attempts reach the proxy and hang there until WebsocketConnectionTimeout.
-        await wait_for(
+        await until(
             lambda: fleet.stats.connect_failures["timeout"] >= STATIONS // 2,
             HANG,
             "connection attempts time out",
@@ -158,10 +158,10 @@ def test_a_hung_network_is_noticed_by_pings_and_loses_nothing(
         assert fleet.stats.stations_connected == 0
 
         proxy.heal()
-        await wait_for(lambda: settled(fleet, links), 45, "back and delivered")
+        await until(lambda: settled(fleet, links), 45, "back and delivered")
         assert fleet.stats.reconnects == STATIONS
         stop_sessions(links)
-        await wait_for(
+        await until(
             lambda: settled(fleet, links) and all(lk.station.transaction is None for lk in links),
             20,
             "every session stopped and delivered",
