@@ -32,7 +32,7 @@ from fleet.engine.security import (
     redact_url,
     tls_reason,
 )
-from fleet.scenarios.profile import ProfileError, available, load
+from fleet.scenarios.profile import Profile, ProfileError, available, load
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locust" / "locustfile.py"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
@@ -300,33 +300,8 @@ def run(
     slos = _parse_slos(slo_texts)
     if class_picker and headless:
         raise UsageProblem("--class-picker is for the web UI (not with --headless)")
-    try:
-        profile = load(profile_name)
-    except ProfileError as exc:
-        raise UsageProblem(str(exc)) from None
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", station_prefix):
-        raise UsageProblem("--station-prefix: 1..16 letters, digits, '.', '_' or '-'")
     tls = TlsSettings(ca_file, client_cert, client_key, insecure)
-    try:
-        tls.check()
-    except SecurityConfigError as exc:
-        raise UsageProblem(f"TLS: {exc}") from None
-    security_profile = profile.security_profile
-    if security_profile >= 2 and not (csms_url or "").lower().startswith("wss://"):
-        raise UsageProblem(
-            f"profile {profile.name}: SecurityProfile {security_profile} needs a wss:// CSMS "
-            "(--csms wss://...)"
-        )
-    if security_profile == 3 and not client_cert:
-        raise UsageProblem(
-            f"profile {profile.name}: SecurityProfile 3 needs a client certificate (--client-cert)"
-        )
-    if insecure:
-        click.echo(
-            "fleet: WARNING: TLS certificate verification is off (--insecure): "
-            "any server can pose as the CSMS",
-            err=True,
-        )
+    profile = _checked_setup(profile_name, station_prefix, csms_url, tls)
 
     # Stations (and, embedded, the CSMS's side of each connection) need open files;
     # the Locust child inherits the raised limit.
@@ -340,20 +315,7 @@ def run(
     if problem is not None:
         raise UsageProblem(problem)
 
-    csms = None
-    if csms_url is None:
-        from fleet.csms.server import CsmsThread
-
-        key = profile.config.get("AuthorizationKey") if security_profile == 1 else None
-        csms = CsmsThread(
-            accepted_tags=profile.id_tags,
-            basic_auth=None if key is None else _password_check(str(key)),
-        )
-        url = csms.start()
-        click.echo(f"fleet: embedded reference CSMS at {url}", err=True)
-    else:
-        check_csms_url(csms_url, tls=tls)
-        url = csms_url
+    csms, url = _open_csms(profile, csms_url, tls)
 
     cmd = [
         sys.executable,
@@ -504,6 +466,63 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _checked_setup(
+    profile_name: str, station_prefix: str, csms_url: str | None, tls: TlsSettings
+) -> Profile:
+    """What every command that runs stations checks before anything starts: the
+    profile, the station prefix, the TLS files and what the security profile needs.
+    Each mistake is one line; turning verification off is always a warning."""
+    try:
+        profile = load(profile_name)
+    except ProfileError as exc:
+        raise UsageProblem(str(exc)) from None
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", station_prefix):
+        raise UsageProblem("--station-prefix: 1..16 letters, digits, '.', '_' or '-'")
+    try:
+        tls.check()
+    except SecurityConfigError as exc:
+        raise UsageProblem(f"TLS: {exc}") from None
+    security_profile = profile.security_profile
+    if security_profile >= 2 and not (csms_url or "").lower().startswith("wss://"):
+        raise UsageProblem(
+            f"profile {profile.name}: SecurityProfile {security_profile} needs a wss:// CSMS "
+            "(--csms wss://...)"
+        )
+    if security_profile == 3 and not tls.client_cert:
+        raise UsageProblem(
+            f"profile {profile.name}: SecurityProfile 3 needs a client certificate (--client-cert)"
+        )
+    if tls.insecure:
+        click.echo(
+            "fleet: WARNING: TLS certificate verification is off (--insecure): "
+            "any server can pose as the CSMS",
+            err=True,
+        )
+    return profile
+
+
+def _open_csms(
+    profile: Profile, csms_url: str | None, tls: TlsSettings, **options: Any
+) -> tuple[Any, str]:
+    """The CSMS the stations connect to: the one at ``csms_url`` (checked reachable), or
+    an embedded reference CSMS (``options`` go to it) that accepts the profile's tags and
+    its Basic auth key. Returns the embedded CSMS (None otherwise) and the URL."""
+    if csms_url is not None:
+        check_csms_url(csms_url, tls=tls)
+        return None, csms_url
+    from fleet.csms.server import CsmsThread
+
+    key = profile.config.get("AuthorizationKey") if profile.security_profile == 1 else None
+    csms = CsmsThread(
+        accepted_tags=profile.id_tags,
+        basic_auth=None if key is None else _password_check(str(key)),
+        **options,
+    )
+    url = csms.start()
+    click.echo(f"fleet: embedded reference CSMS at {url}", err=True)
+    return csms, url
 
 
 def _password_check(key: str) -> Any:
@@ -774,22 +793,8 @@ def capacity(
         raise UsageProblem(f"--settle ({settle_s:g}s) must be shorter than --hold ({hold_s:g}s)")
     if csms_url is not None and csms_delay_ms:
         raise UsageProblem("--csms-delay-ms is for the embedded CSMS (not with --csms)")
-    try:
-        profile = load(profile_name)
-    except ProfileError as exc:
-        raise UsageProblem(str(exc)) from None
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", station_prefix):
-        raise UsageProblem("--station-prefix: 1..16 letters, digits, '.', '_' or '-'")
     tls = TlsSettings(ca_file, client_cert, client_key, insecure)
-    try:
-        tls.check()
-    except SecurityConfigError as exc:
-        raise UsageProblem(f"TLS: {exc}") from None
-    if profile.security_profile >= 2 and not (csms_url or "").lower().startswith("wss://"):
-        raise UsageProblem(
-            f"profile {profile.name}: SecurityProfile {profile.security_profile} needs a "
-            "wss:// CSMS (--csms wss://...)"
-        )
+    profile = _checked_setup(profile_name, station_prefix, csms_url, tls)
     embedded = csms_url is None
     problem = stations_problem(
         maximum,
@@ -804,22 +809,13 @@ def capacity(
     plan_path, out_path = work / "plan.json", work / "steps.json"
     plan_path.write_text(json.dumps(cap.plan(sizes, hold_s, settle_s, spawn_rate, slo_texts)))
 
-    csms = None
-    if csms_url is None:
-        from fleet.csms.server import CsmsThread
-
-        key = profile.config.get("AuthorizationKey") if profile.security_profile == 1 else None
-        csms = CsmsThread(
-            accepted_tags=profile.id_tags,
-            basic_auth=None if key is None else _password_check(str(key)),
-            heartbeat_interval=int(profile.config.get("HeartbeatInterval", 60)),
-            service_time=csms_delay_ms / 1000.0,
-        )
-        url = csms.start()
-        click.echo(f"fleet: embedded reference CSMS at {url}", err=True)
-    else:
-        check_csms_url(csms_url, tls=tls)
-        url = csms_url
+    csms, url = _open_csms(
+        profile,
+        csms_url,
+        tls,
+        heartbeat_interval=int(profile.config.get("HeartbeatInterval", 60)),
+        service_time=csms_delay_ms / 1000.0,
+    )
     click.echo(
         f"fleet: capacity search over {len(sizes)} steps ({sizes[0]}..{sizes[-1]} stations), "
         f"{hold_s:g}s each, measured after {settle_s:g}s; at most {len(sizes) * hold_s:g}s",
