@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import pytest
+from support import assert_profile_error
 from test_link import FAST, run, until
 
 from fleet.csms.ledger import StatusEntry
@@ -21,7 +22,7 @@ from fleet.model.config import ConfigStore
 from fleet.model.faults import BY_VENDOR_CODE, lookup
 from fleet.model.station import Station
 from fleet.scenarios import storms
-from fleet.scenarios.profile import ProfileError, load
+from fleet.scenarios.profile import load
 from fleet.scenarios.storms import FaultPlan, Storm
 
 # -- profile validation -------------------------------------------------------------------
@@ -151,13 +152,7 @@ STORM = "faults:\n  storms:\n    - "
 def test_bad_storms_name_the_line_and_field(
     tmp_path: Path, body: str, line: int, field: str, needle: str
 ) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(body)
-    with pytest.raises(ProfileError, match=needle) as info:
-        load(str(path))
-    message = str(info.value)
-    assert message.startswith(f"{path}:{line}: {field}: "), message
-    assert "\n" not in message
+    assert_profile_error(tmp_path, body, line, field, needle)
 
 
 # -- storms on the engine -----------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
-from support import until
+from support import assert_profile_error, until
 from websockets.asyncio.server import ServerConnection, serve
 
 from fleet.csms.server import ReferenceCsms
@@ -41,7 +41,7 @@ from fleet.scenarios.misbehave import (
     Outcome,
     build,
 )
-from fleet.scenarios.profile import ProfileError, load
+from fleet.scenarios.profile import load
 
 FAST = {"MinimumStatusDuration": 0, "MeterValueSampleInterval": 1, "WebSocketPingInterval": 0}
 
@@ -138,13 +138,7 @@ M = "misbehave:\n"
 def test_mistakes_name_the_file_line_and_field(
     tmp_path: Path, body: str, line: int, field: str, needle: str
 ) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(body)
-    with pytest.raises(ProfileError, match=needle) as info:
-        load(str(path))
-    message = str(info.value)
-    assert message.startswith(f"{path}:{line}: {field}: "), message
-    assert "\n" not in message
+    assert_profile_error(tmp_path, body, line, field, needle)
 
 
 # -- the frames --------------------------------------------------------------------------------
