@@ -163,11 +163,11 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycle_in_fleet() -> None:
-    edges = {m: set(out) - {t for (s, t) in EXEMPT_EDGES if s == m} for m, out in fleet_edges().items()}
+    edges = {
+        m: set(out) - {t for (s, t) in EXEMPT_EDGES if s == m} for m, out in fleet_edges().items()
+    }
     found = cycles(edges)
-    shown = [
-        "; ".join(f"{m} -> {', '.join(sorted(edges[m] & set(c)))}" for m in c) for c in found
-    ]
+    shown = ["; ".join(f"{m} -> {', '.join(sorted(edges[m] & set(c)))}" for m in c) for c in found]
     assert not found, "import cycles in fleet/:\n" + "\n".join(shown)
 
 
