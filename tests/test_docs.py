@@ -10,6 +10,7 @@ from the model's own tables; after changing the model, regenerate them with
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -131,6 +132,32 @@ def test_every_option_of_a_command_is_documented(command: str) -> None:
     docs = "\n".join(p.read_text() for p in DOCS.glob("*.md"))
     missing = sorted(o for o in options if not re.search(re.escape(o) + r"(?![a-z0-9-])", docs))
     assert not missing, f"fleet {command}: options not in docs/: {missing}"
+
+
+def test_the_profile_examples_are_valid_profiles(tmp_path: Path) -> None:
+    """The format reference, fault storms, misbehaving stations and security examples
+    are accepted as written by `fleet profiles validate` (the placeholder for 24 hourly
+    rates filled in, the sample trace named by its path in the repository)."""
+    files = []
+    for page in ("profiles.md", "security.md"):
+        blocks = re.findall(r"```yaml\n(.*?)```", (DOCS / page).read_text(), re.S)
+        assert blocks, page
+        for i, block in enumerate(blocks):
+            text = block.replace("[24 numbers]", "[" + ", ".join(["1"] * 24) + "]")
+            text = text.replace(
+                "traces/commuter-day.csv", str(ROOT / "profiles/traces/commuter-day.csv")
+            )
+            file = tmp_path / f"{page[:-3]}-{i}.yaml"
+            file.write_text(text)
+            files.append(str(file))
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "profiles", "validate", *files],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FLEET_AUTH_KEY": "a-password-of-24-bytes!!"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # -- tables generated from the model -----------------------------------------------------
