@@ -155,15 +155,23 @@ def charts_html(history: Sequence[Mapping[str, Any]]) -> str:
     if not history:
         return (
             '<div class="fleet-charts fleet-charts-empty">'
-            "Charts appear here once a run has started.</div>"
+            "No samples yet: the fleet's totals are sampled every two seconds while a run"
+            " goes on.</div>"
         )
     ts, all_charts = charts(history)
-    return '<div class="fleet-charts">' + "".join(svg(ts, c) for c in all_charts) + "</div>"
+    # Two charts a row on a wide page, one on a narrow one: seven charts stacked one
+    # under the other would push the table of exact figures out of sight.
+    grid = "display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:8px 24px"
+    return (
+        f'<div class="fleet-charts" style="{grid}">'
+        + "".join(svg(ts, c) for c in all_charts)
+        + "</div>"
+    )
 
 
 # -- drawing -------------------------------------------------------------------------
 
-_W, _H = 1000, 300
+_W, _H = 600, 300
 _LEFT, _RIGHT, _TOP, _BOTTOM = 60, 40, 60, 30  # Locust's grid: left 60, right 40
 
 
@@ -285,7 +293,7 @@ def _ticks(top: float, whole: bool, count: int = 5) -> list[float]:
     return [i * step for i in range(n + 1)]
 
 
-def _time_ticks(t0: float, t1: float, count: int = 7) -> list[float]:
+def _time_ticks(t0: float, t1: float, count: int = 5) -> list[float]:
     """About ``count`` wall-clock ticks on whole seconds, minutes or hours."""
     span = t1 - t0
     if span <= 0:
@@ -347,7 +355,7 @@ def render(summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> 
         f'<tr class="{"ok" if r.get("passed") else "bad"}"><td><code>{esc(str(r.get("slo")))}'
         f"</code></td><td>{esc(str(r.get('measured_text', r.get('measured'))))}</td>"
         f"<td>{'held' if r.get('passed') else 'BROKEN'}</td>"
-        f"<td>{esc(str(r.get('message', '')))}</td></tr>"
+        f'<td class="text">{esc(str(r.get("message", "")))}</td></tr>'
         for r in slos
     )
     slo_table = (
@@ -394,9 +402,9 @@ body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
   padding: 0 1em; }}
 table {{ border-collapse: collapse; margin: .5em 0 1em; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
-td + td {{ text-align: right; }} tr.bad td {{ background: #fde8e8; }}
+td + td {{ text-align: right; }} td.text {{ text-align: left; }} tr.bad td {{ background: #fde8e8; }}
 .ok {{ color: #060; }} .bad, .FAILED {{ color: #b00; }} .PASSED {{ color: #060; }}
-.fleet-chart {{ display: block; margin: 1em 0; }}
+.fleet-chart {{ display: block; margin: .5em 0; }}
 </style></head><body>
 <h1>Fleet report</h1>
 <h2 id="verdict" class="{"PASSED" if passed else "FAILED"}">{esc(verdict)}</h2>
