@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -90,8 +91,10 @@ def charts(history: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[Char
         for prev, cur in itertools.pairwise(history):
             a, b = _number(prev.get(key)), _number(cur.get(key))
             dt = float(cur["t"]) - float(prev["t"])
-            ok = a is not None and b is not None and dt > 0
-            out.append(max(0.0, b - a) / dt * scale(cur) if ok else None)  # type: ignore[operator]
+            if a is None or b is None or dt <= 0:
+                out.append(None)
+            else:
+                out.append(max(0.0, b - a) / dt * scale(cur))
         return out
 
     def per_model_hour_kw(sample: Mapping[str, Any]) -> float:
@@ -195,10 +198,23 @@ def svg(ts: Sequence[float], chart: Chart) -> str:
     def py(v: float) -> float:
         return _TOP + ih * (1 - v / y_hi)
 
+    # What a pointer over the chart reads (the web UI's tooltip): each sample's x, its
+    # time, and every series' own value there (not its stacked top).
+    tip = json.dumps(
+        {
+            "x": [round(px(t), 1) for t in ts],
+            "time": [_hms(t) for t in ts],
+            "series": [
+                {"name": s.name, "color": s.color, "values": [_round(v) for v in s.values]}
+                for s in chart.series
+            ],
+        },
+        separators=(",", ":"),
+    )
     parts = [
         f'<svg class="fleet-chart" data-chart="{esc(chart.key)}" xmlns="http://www.w3.org/2000/svg"'
         f' viewBox="0 0 {_W} {_H}" width="100%" role="img" aria-label="{esc(chart.title)}"'
-        ' font-family="sans-serif" fill="currentColor">',
+        f' font-family="sans-serif" fill="currentColor" data-tip="{esc(tip)}">',
         f'<text x="5" y="22" font-size="18" font-weight="bold">{esc(chart.title)}</text>',
     ]
     # The legend, centred like ECharts': a round marker and the name per series.
@@ -224,7 +240,7 @@ def svg(ts: Sequence[float], chart: Chart) -> str:
     for t in _time_ticks(t0, t1):
         parts.append(
             f'<text x="{px(t):.1f}" y="{_H - 8}" font-size="12" text-anchor="middle">'
-            f"{time.strftime('%H:%M:%S', time.localtime(t))}</text>"
+            f"{_hms(t)}</text>"
         )
     below: list[float | None] = [0.0] * len(ts)
     for s, top in zip(chart.series, tops, strict=True):
@@ -304,6 +320,15 @@ def _time_ticks(t0: float, t1: float, count: int = 5) -> list[float]:
     )
     first = math.ceil(t0 / step) * step
     return [first + i * step for i in range(int((t1 - first) // step) + 1)]
+
+
+def _hms(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def _round(value: float | None) -> float | None:
+    """Two decimals below 100, one above: enough for a tooltip, and a short page."""
+    return None if value is None else round(value, 2 if abs(value) < 100 else 1)
 
 
 def _number(value: Any) -> float | None:
@@ -402,7 +427,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
   padding: 0 1em; }}
 table {{ border-collapse: collapse; margin: .5em 0 1em; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
-td + td {{ text-align: right; }} td.text {{ text-align: left; }} tr.bad td {{ background: #fde8e8; }}
+td + td {{ text-align: right; }} td.text {{ text-align: left; }}
+tr.bad td {{ background: #fde8e8; }}
 .ok {{ color: #060; }} .bad, .FAILED {{ color: #b00; }} .PASSED {{ color: #060; }}
 .fleet-chart {{ display: block; margin: .5em 0; }}
 </style></head><body>

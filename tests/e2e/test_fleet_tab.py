@@ -367,6 +367,15 @@ def test_fleet_tab_charts_grow_and_survive_a_reload(web_run: str, browser: WebDr
     # The history lives on the server: a reload draws it again, whole.
     driver.refresh()
     wait.until(lambda _: points("stations") >= grown)
+    # Pointing at the right end of a chart reads the values there, as in Locust's charts.
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    chart = driver.find_element(By.CSS_SELECTOR, 'svg[data-chart="stations"]')
+    ActionChains(driver).move_to_element_with_offset(
+        chart, chart.size["width"] // 2 - 50, 0
+    ).perform()
+    tooltip = driver.find_element(By.CSS_SELECTOR, "#fleet-charts .fleet-tooltip")
+    wait.until(lambda _: f"Connected: {STATIONS}" in tooltip.text)
     # No request leaves the Locust server (no CDN): every script is its own.
     sources = [s.get_attribute("src") for s in driver.find_elements(By.TAG_NAME, "script")]
     assert all(src.startswith(web_run) for src in sources if src)
