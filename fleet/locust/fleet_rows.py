@@ -67,10 +67,11 @@ def _count(n: Any) -> str:
 SAMPLE_EVERY = 2.0
 """Seconds between samples: the pace of the web UI's own stats poll."""
 
-CAPACITY = 600
-"""Samples kept at most: 20 minutes at full resolution. A chart is about a thousand
-pixels wide, so more points would not show more; the chart fragment the tab fetches
-every two seconds stays below ~100 KB."""
+CAPACITY = 300
+"""Samples kept at most: ten minutes at full resolution, then thinned. A chart is some
+500 pixels wide, so more points would not show more, and the chart fragment the tab
+fetches every two seconds stays below ~200 KB (six connector statuses, seven charts
+and the tooltips' numbers)."""
 
 _SAMPLED = (
     "stations_connected",
