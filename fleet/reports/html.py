@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleet.model.connector import STATUSES
-
 HISTORY_KEY = "history"
 """The key of the samples in the summary file the Locust child writes: ``fleet run``
 takes them out (the JSON summary it writes for the user stays as documented) and
@@ -39,6 +37,7 @@ LAG_KEY = "loop_lag_p99"
 the loop-lag metric). When samples carry it, the "Generator lag" chart appears."""
 
 # Locust's chart palette first (its Charts tab: RPS green, failures red, users blue).
+# The statuses in OCPP 1.6's order (ChargePointStatus), the stacking order.
 _GREEN, _RED, _BLUE, _ORANGE, _PURPLE = "#00ca5a", "#ff6d6d", "#0099ff", "#ff9f00", "#9966cc"
 _STATUS_COLORS = {
     "Available": _GREEN,
@@ -101,7 +100,8 @@ def charts(history: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[Char
         # Wh per wall second -> kW: * 3600 s/h / 1000 W/kW, divided by the clock speed-up.
         return 3.6 / float(sample.get("time_compression") or 1.0)
 
-    statuses = [*STATUSES, *sorted({k for s in history for k in s.get("connectors") or {}})]
+    seen_any = {k for s in history for k in s.get("connectors") or {}}
+    statuses = [*_STATUS_COLORS, *sorted(seen_any - _STATUS_COLORS.keys())]
     seen = [st for st in dict.fromkeys(statuses) if any(_count(s, st) for s in history)]
     out = [
         Chart(
