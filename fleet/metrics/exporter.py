@@ -158,12 +158,6 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
         ["action"],
         s.transaction_messages_dropped,
     )
-    yield _counter(
-        "fleet_disconnects",
-        "Open websockets lost without the station closing them, by reason",
-        ["reason"],
-        s.disconnects,
-    )
     c = CounterMetricFamily("fleet_reconnects", "Websocket reconnections after a loss")
     c.add_metric([], s.reconnects)
     yield c
