@@ -22,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from fleet.metrics.stats import BUCKETS, FleetStats
+from fleet.metrics.stats import FleetStats
 
 _ENERGY_J_PER_WH = 3600.0
 
@@ -69,7 +69,7 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
     for action, hist in list(s.round_trip.items()):
         cumulative, buckets = 0, []
         counts = list(hist.counts)
-        for bound, n in zip((*BUCKETS, float("inf")), counts, strict=True):
+        for bound, n in zip((*hist.bounds, float("inf")), counts, strict=True):
             cumulative += n
             buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
         h.add_metric([action], buckets, hist.sum)
