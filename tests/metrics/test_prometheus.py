@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from promtext import families, fetch, needs_promtool, promtool_check
 from rough_csms import RoughCsms
+
+from fleet.metrics.exporter import FleetCollector, worker_families
+from fleet.metrics.stats import FleetStats
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -149,7 +153,8 @@ def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             time.sleep(0.2)
         time.sleep(max(0.0, started + QUERY_AT - time.monotonic()))
         assert fleet.poll() is None, (tmp / "fleet.log").read_text()[-3000:]
-        yield {"api": api, "fleet": fleet, "csms": csms, "tmp": tmp}
+        exposition = fetch(f"http://127.0.0.1:{metrics_port}/metrics")
+        yield {"api": api, "fleet": fleet, "csms": csms, "tmp": tmp, "exposition": exposition}
     finally:
         for proc in (fleet, prom):
             if proc.poll() is None:
@@ -186,6 +191,21 @@ def test_every_panel_query_returns_data(scraped_run: dict[str, Any]) -> None:
     assert not empty, "panels without data:\n" + "\n".join(empty)
 
 
+@needs_promtool
+def test_promtool_accepts_a_run_that_fills_every_family(scraped_run: dict[str, Any]) -> None:
+    promtool_check(scraped_run["exposition"])
+
+
+def test_the_run_fills_every_family(scraped_run: dict[str, Any]) -> None:
+    """Every family a single process exports has series in this run (so promtool above
+    saw each one with samples, not only its HELP and TYPE lines)."""
+    counts = families(scraped_run["exposition"])
+    exported = {f.name for f in FleetCollector(FleetStats()).collect()}
+    exported |= {f.name for f in worker_families([])}
+    assert set(counts) == exported
+    assert [name for name, n in counts.items() if n == 0] == []
+
+
 # What the profile and the rough CSMS make happen: each must have been above zero at
 # some point of the run (not merely exported), or the panels would show flat zeros.
 HAPPENED = [
@@ -205,6 +225,9 @@ HAPPENED = [
     "sum(fleet_faults_active)",
     "sum(fleet_faults_raised_total)",
     'sum(fleet_connectors{status="Charging"})',
+    "sum(fleet_ignored_frames_total)",
+    "sum(fleet_misbehave_sent_total)",
+    "sum(fleet_misbehave_answers_total)",
 ]
 
 
