@@ -85,6 +85,10 @@ class Q:
     messages = f"sum({rate('fleet_ocpp_messages_total')})"
     messages_by_action = by("action, direction, initiator", rate("fleet_ocpp_messages_total"))
     boot = by("status", m("fleet_stations_boot"))
+    lag_p99 = f"histogram_quantile(0.99, sum by (le) ({rate('fleet_loop_lag_seconds_bucket')}))"
+    lag_p50 = f"histogram_quantile(0.5, sum by (le) ({rate('fleet_loop_lag_seconds_bucket')}))"
+    lag_worst = f"max({m('fleet_loop_lag_max_seconds')})"
+    loop_cpu = f"max({m('fleet_loop_cpu_ratio')})"
     connectors = by("status", m("fleet_connectors", 'connector!="0"'))
 
     p50_by_action = quantile(0.5, "le, action")
@@ -342,6 +346,25 @@ def overview() -> Any:
                 "Connected stations held by each Locust worker: an unbalanced or lost "
                 "worker shows here.",
                 stacked=True,
+            ),
+            graph(
+                "Generator: event-loop lag",
+                "s",
+                [
+                    (Q.lag_p99, "p99"),
+                    (Q.lag_p50, "p50"),
+                    (Q.lag_worst, "worst since start"),
+                ],
+                "How late a 20 ms probe timer runs on the stations' event loop. Every "
+                "round trip includes this lag: past 50 ms (p99) the latency panels "
+                "measure the generator as much as the CSMS; add workers.",
+            ),
+            graph(
+                "Generator: loop thread CPU",
+                "percentunit",
+                [(Q.loop_cpu, "busiest loop thread")],
+                "CPU share of the busiest stations' event-loop thread over the last "
+                "second. Near 100 % it is saturated: the lag above grows with the load.",
             ),
         ],
     )

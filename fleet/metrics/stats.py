@@ -37,6 +37,13 @@ most 1 s above (0.5 s for 5 and 10). A run whose p95 is in the timed-out mass th
 reads as 10-10.5 s, not 26.6 s as with a 10 -> 30 s gap. Error bounds per range are in
 docs/metrics-notes.md."""
 
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Event-loop lag bounds, in seconds. 0.05 is one on purpose: whether the p99 passed the
+default 50 ms threshold is then read exactly from the counts, not interpolated."""
+
+LAG_THRESHOLD = 0.05
+"""Lag p99 above which the generator, not the CSMS, may explain the round trips."""
+
 TRANSACTION_ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues")
 """The transaction-related messages OCPP promises to deliver (the queue's actions)."""
 
@@ -58,6 +65,20 @@ class Histogram:
     @property
     def count(self) -> int:
         return sum(self.counts)
+
+    def upper_bound(self, q: float) -> float | None:
+        """The upper bound of the bucket holding the ``q`` quantile (inf for the last):
+        the quantile is at most this. None when empty."""
+        counts = list(self.counts)
+        rank = q * sum(counts)
+        if not rank:
+            return None
+        seen = 0
+        for bound, n in zip((*self.bounds, float("inf")), counts, strict=True):
+            seen += n
+            if seen >= rank:
+                return bound
+        return float("inf")
 
 
 class FleetStats:
@@ -109,6 +130,12 @@ class FleetStats:
         # kind, and (kind, how the CSMS answered: accepted, a CALLERROR code, timeout...).
         self.misbehave_sent: defaultdict[str, int] = defaultdict(int)
         self.misbehave_answers: defaultdict[tuple[str, str], int] = defaultdict(int)
+        # The generator's own health (fleet.engine.loop.LagProbe): how late a periodic
+        # timer runs on the stations' event loop, the latest, and the loop thread's CPU
+        # share over the last second. A loop that lags adds its lag to every round trip.
+        self.loop_lag = Histogram(LAG_BUCKETS)
+        self.loop_lag_max = 0.0
+        self.loop_cpu_ratio = 0.0
 
 
 GAUGES = frozenset(
@@ -120,13 +147,20 @@ GAUGES = frozenset(
         "transactions_active",
         "offline_queue_depth",
         "faults_active",
+        "loop_cpu_ratio",
     }
 )
 """FleetStats attributes that are levels now, not running totals."""
 
+MAXIMA = frozenset({"loop_lag_max", "loop_cpu_ratio"})
+"""Attributes merged by taking the largest, not the sum: the worst lag of any process,
+the busiest loop thread (a sum of CPU shares would read 1.7 for two busy workers and
+hide which one is saturated)."""
+
 Snapshot = dict[str, list[Any]]
 """``{attribute: [kind, value]}``; kind ``"n"`` a number, ``"d"`` a dict of numbers as
-``[[key, n], ...]``, ``"h"`` a dict of histograms as ``[[key, counts, sum], ...]``.
+``[[key, n], ...]``, ``"h"`` a dict of histograms as ``[[key, counts, sum], ...]``,
+``"H"`` one histogram as ``[bounds, counts, sum]``.
 Tuple keys travel as lists (msgpack has no tuples) and come back as tuples."""
 
 
@@ -143,6 +177,8 @@ def snapshot(stats: FleetStats) -> Snapshot:
     for name, value in list(vars(stats).items()):
         if isinstance(value, int | float):
             out[name] = ["n", value]
+        elif isinstance(value, Histogram):
+            out[name] = ["H", [list(value.bounds), list(value.counts), value.sum]]
         elif isinstance(value, Mapping):
             items = list(value.items())
             histograms = getattr(value, "default_factory", None) is Histogram
@@ -169,7 +205,14 @@ def merge(snapshots: Iterable[Snapshot], into: FleetStats | None = None) -> Flee
             if kind == "n":
                 have = fields.get(name, 0)
                 if isinstance(have, int | float):
-                    fields[name] = have + value
+                    fields[name] = max(have, value) if name in MAXIMA else have + value
+            elif kind == "H":
+                bounds, counts, total_sum = value
+                hist = fields.get(name)
+                if not isinstance(hist, Histogram):
+                    hist = fields[name] = Histogram(tuple(bounds))
+                if hist.bounds == tuple(bounds):
+                    _add(hist, counts, total_sum)
             elif kind == "d":
                 target = fields.get(name)
                 if not isinstance(target, dict):
@@ -186,11 +229,32 @@ def merge(snapshots: Iterable[Snapshot], into: FleetStats | None = None) -> Flee
                     hist = target.get(key)
                     if hist is None:
                         hist = target[key] = Histogram()
-                    if len(counts) != len(hist.counts):
-                        continue  # other bucket bounds: cannot be summed bucket by bucket
-                    hist.counts = [a + b for a, b in zip(hist.counts, counts, strict=True)]
-                    hist.sum += total_sum
+                    _add(hist, counts, total_sum)
     return total
+
+
+def _add(hist: Histogram, counts: list[int], total_sum: float) -> None:
+    if len(counts) != len(hist.counts):
+        return  # other bucket bounds: cannot be summed bucket by bucket
+    hist.counts = [a + b for a, b in zip(hist.counts, counts, strict=True)]
+    hist.sum += total_sum
+
+
+def lag_totals(stats: FleetStats) -> dict[str, Any]:
+    """The generator's health for the run summary and the Fleet tab: probe samples, the
+    lag p99 (at most this: the upper bound of its bucket; the worst lag where that is
+    +Inf), the worst lag, and the busiest loop thread's CPU share now."""
+    hist = stats.loop_lag
+    worst = float(stats.loop_lag_max)
+    p99 = hist.upper_bound(0.99)
+    if p99 is not None and p99 == float("inf"):
+        p99 = worst
+    return {
+        "samples": hist.count,
+        "lag_p99_ms": None if p99 is None else round(p99 * 1000, 3),
+        "lag_max_ms": None if not hist.count else round(worst * 1000, 3),
+        "loop_cpu_ratio": round(float(stats.loop_cpu_ratio), 4),
+    }
 
 
 def _wire_key(key: Any) -> Any:

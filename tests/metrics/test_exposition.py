@@ -26,7 +26,7 @@ from fleet.metrics.exporter import (
     station_families,
     worker_families,
 )
-from fleet.metrics.stats import FleetStats
+from fleet.metrics.stats import FleetStats, Histogram
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,8 +62,12 @@ def filled() -> FleetStats:
     s.schema_violations[("Authorize", "received")] += 1
     s.misbehave_sent["schema"] += 1
     s.misbehave_answers[("schema", "FormationViolation")] += 1
+    s.loop_lag.observe(0.003)
+    s.loop_lag_max = 0.2
+    s.loop_cpu_ratio = 0.4
     for name, value in vars(s).items():
-        assert value, f"filled() leaves FleetStats.{name} empty"
+        filled = value.count if isinstance(value, Histogram) else value
+        assert filled, f"filled() leaves FleetStats.{name} empty"
     return s
 
 

@@ -228,6 +228,9 @@ HAPPENED = [
     "sum(fleet_ignored_frames_total)",
     "sum(fleet_misbehave_sent_total)",
     "sum(fleet_misbehave_answers_total)",
+    "sum(fleet_loop_lag_seconds_count)",
+    "max(fleet_loop_lag_max_seconds)",
+    "max(fleet_loop_cpu_ratio)",
 ]
 
 
