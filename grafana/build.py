@@ -118,6 +118,7 @@ class Q:
     misbehave_sent = by("kind", rate("fleet_misbehave_sent_total"))
     misbehave_sent_total = or_zero(f"sum({rate('fleet_misbehave_sent_total')})")
     misbehave_answers = by("kind, answer", rate("fleet_misbehave_answers_total"))
+    misbehave_answers_total = or_zero(f"sum({rate('fleet_misbehave_answers_total')})")
 
     queue = f"sum({m('fleet_offline_queue_depth')})"
     delivered = f"sum({rate('fleet_offline_messages_delivered_total')}) * 60"
@@ -456,7 +457,7 @@ def latency() -> Any:
             graph(
                 "CSMS answers to misbehaving stations / s",
                 "reqps",
-                [(Q.misbehave_answers, "{{kind}}: {{answer}}")],
+                [(Q.misbehave_answers_total, "all"), (Q.misbehave_answers, "{{kind}}: {{answer}}")],
                 "How the CSMS answered each kind: accepted (usually a finding), its "
                 "CALLERROR code, timeout, ignored, closed, abandoned.",
             ),
@@ -530,9 +531,8 @@ def offline() -> Any:
             graph(
                 "Active faults by vendor error code",
                 "short",
-                [(Q.faults_by_code, "{{code}}")],
+                [(Q.faults_active, "all"), (Q.faults_by_code, "{{code}}")],
                 "Vendor errors (the Charge Pro guide's codes) active now, raised by fault storms.",
-                stacked=True,
             ),
             graph(
                 "Faults raised / min by vendor error code",
