@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from promtext import fetch, needs_promtool, promtool_check, scrape, total
 
 from fleet.metrics.exporter import (
@@ -161,3 +162,20 @@ def test_promtool_accepts_a_single_process_run(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 fleet.kill()
                 fleet.wait(timeout=5)
+
+
+def test_the_metrics_notes_list_every_family() -> None:
+    """docs/metrics-notes.md has a row for every family, under the name a query uses
+    (``_total`` on counters), with a type that matches."""
+    text = (ROOT / "docs" / "metrics-notes.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 5 and cells[0].startswith("`fleet_"):
+            rows[cells[0].strip("`")] = cells[1]
+    expected = {}
+    for family in text_string_to_metric_families(exposition(filled())):
+        name = family.name + ("_total" if family.type == "counter" else "")
+        expected[name] = family.type
+    assert sorted(rows) == sorted(expected)
+    assert {n: rows[n].split()[0] for n in rows} == expected
