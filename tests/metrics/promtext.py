@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -67,3 +69,34 @@ def families(text: str) -> dict[str, int]:
     for family in text_string_to_metric_families(text):
         out[family.name] = len(family.samples)
     return out
+
+
+def fleet_run(stations: int, seconds: float, profile: str, *extra: str) -> list[str]:
+    """The command line of a headless ``fleet run`` (all stations spawned in a second)."""
+    return [
+        sys.executable,
+        "-m",
+        "fleet",
+        "run",
+        "--headless",
+        "--stations",
+        str(stations),
+        "--spawn-rate",
+        str(stations),
+        "--duration",
+        f"{seconds:g}s",
+        "--profile",
+        profile,
+        *extra,
+    ]
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Ask a process to end, and kill it if it does not within 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from promtext import fetch, needs_promtool, promtool_check, scrape, total
+from promtext import fetch, fleet_run, needs_promtool, promtool_check, scrape, stop, total
 
 from fleet.metrics.exporter import (
     FleetCollector,
@@ -119,25 +118,7 @@ def test_promtool_accepts_a_single_process_run(tmp_path: Path) -> None:
     log = tmp_path / "fleet.log"
     with open(log, "wb") as out:
         fleet = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fleet",
-                "run",
-                "--headless",
-                "--stations",
-                "3",
-                "--spawn-rate",
-                "3",
-                "--duration",
-                "40s",
-                "--profile",
-                "idle",
-                "--seed",
-                "1",
-                "--metrics-port",
-                str(port),
-            ],
+            fleet_run(3, 40, "idle", "--seed", "1", "--metrics-port", str(port)),
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -156,12 +137,7 @@ def test_promtool_accepts_a_single_process_run(tmp_path: Path) -> None:
                 time.sleep(0.3)
             promtool_check(fetch(url))
         finally:
-            fleet.send_signal(signal.SIGINT)
-            try:
-                fleet.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                fleet.kill()
-                fleet.wait(timeout=5)
+            stop(fleet, signal.SIGINT)
 
 
 def test_the_metrics_notes_list_every_family() -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
 import pytest
+from promtext import fleet_run
 from support import wait_until
 
 from fleet.engine.loop import CPU_WINDOW, LagProbe, LoopThread
@@ -189,19 +189,9 @@ def test_a_real_run_reports_its_lag(tmp_path: Path) -> None:
     measured, and the SLO on it is evaluated (an idle fleet of two keeps up easily)."""
     out = tmp_path / "summary.json"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fleet",
-            "run",
-            "--headless",
-            "--stations",
-            "2",
-            "--spawn-rate",
-            "2",
-            "--duration",
-            "4s",
-            "--profile",
+        fleet_run(
+            2,
+            4,
             "idle",
             "--seed",
             "3",
@@ -209,7 +199,7 @@ def test_a_real_run_reports_its_lag(tmp_path: Path) -> None:
             str(out),
             "--slo",
             "generator_lag_p99 <= 1000ms",
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=90,

@@ -14,10 +14,8 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from promtext import families, fetch, needs_promtool, promtool_check
+from promtext import families, fetch, fleet_run, needs_promtool, promtool_check, stop
 from rough_csms import RoughCsms
 
 from fleet.csms.server import CsmsThread
@@ -129,19 +127,9 @@ def scraped(
     fleet_log = open(tmp / "fleet.log", "wb")  # noqa: SIM115
     started = time.monotonic()
     fleet = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fleet",
-            "run",
-            "--headless",
-            "--stations",
-            str(stations),
-            "--spawn-rate",
-            str(stations),
-            "--duration",
-            f"{seconds}s",
-            "--profile",
+        fleet_run(
+            stations,
+            seconds,
             profile,
             "--seed",
             "11",
@@ -149,7 +137,7 @@ def scraped(
             csms_url,
             "--metrics-port",
             str(metrics_port),
-        ],
+        ),
         stdout=fleet_log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
@@ -169,13 +157,7 @@ def scraped(
         yield {"api": api, "fleet": fleet, "tmp": tmp, "exposition": exposition}
     finally:
         for proc in (fleet, prom):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop(proc)
         prom_log.close()
         fleet_log.close()
 
