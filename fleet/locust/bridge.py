@@ -65,7 +65,7 @@ class Bridge:
             None if seed is None else (seed, self.worker_index or 0).__hash__()
         )
         self.stats = FleetStats()
-        self.thread = LoopThread()
+        self.thread = LoopThread(self.stats)  # its lag probe writes into our stats
         self.fleet = Fleet(
             self.thread.loop,
             stats=self.stats,
