@@ -1,15 +1,24 @@
 """The station's outgoing CALLs: one ordered queue, one CALL in flight.
 
 Transaction messages (StartTransaction, the MeterValues of a transaction,
-StopTransaction) stay in the queue across disconnects and reboots and are retried per
-``TransactionMessageAttempts`` / ``TransactionMessageRetryInterval``; security events
-stay too (not retried); the rest is dropped when the link goes down, because it is
-re-derived (statuses) or meaningless later (Heartbeat, Authorize).
+StopTransaction) stay in the queue across disconnects and reboots, in order; security
+events stay too (not retried); the rest is dropped when the link goes down, because it
+is re-derived (statuses) or meaningless later (Heartbeat, Authorize).
+
+Retries (OCPP 1.6 section 4.10, OCPP-J 1.6 section 4.1.1): only a CALLERROR is the
+CSMS "failing to process" a transaction message. It counts towards
+``TransactionMessageAttempts``; attempt n waits ``TransactionMessageRetryInterval``
+times n - 1 after the last CALLERROR, and the message is dropped after the last. A
+timeout is no such answer (the CSMS may be slow, or the link dead): the message stays
+first in the queue, uncounted, and is sent again after ``TransactionMessageRetryInterval``
+on the same link, or at once after the next reconnect. So no StartTransaction,
+MeterValues or StopTransaction is ever dropped because the CSMS was slow.
 
 A MeterValues or StopTransaction carries the transaction id the CSMS assigned, filled
-in when it is sent, so messages queued before the StartTransaction was answered still
-name the right transaction. Every message given up on is counted and reported
-(``on_drop``), never silent.
+in when it is sent: one queued before its StartTransaction was answered waits for that
+id. Only when the StartTransaction itself was given up on (CALLERRORs) can nothing name
+the transaction, and its later messages are dropped too. Every message given up on is
+counted and reported (``on_drop``), never silent.
 
 The queue knows nothing of the station: it takes ``now`` and the two retry settings,
 and its tests (tests/model/test_outbox.py) drive it directly.
@@ -39,7 +48,9 @@ class Outgoing:
     action: str
     payload: dict[str, Any]
     transaction: Transaction | None = None
-    attempts: int = 0
+    attempts: int = 0  # sends
+    failures: int = 0  # CALLERRORs (what TransactionMessageAttempts counts)
+    timed_out: bool = False  # its last send got no answer in time
     not_before: float = 0.0
     # A TriggerMessage's MeterValues: it names the running transaction, but it is a
     # snapshot, not one of the transaction's messages (not kept offline, not retried).
@@ -123,29 +134,31 @@ class Outbox:
     def pop_ready(self, now: float) -> Outgoing | None:
         """The head of the queue if it is due, with its transaction id filled in; it is
         not yet in flight (see :meth:`sending`)."""
-        while self._queue:
-            head = self._queue[0]
+        queue = self._queue
+        while queue:
+            head = queue[0]
             if head.not_before > now:
                 return None
-            msg = self._queue.popleft()
-            if self._name_transaction(msg):
-                return msg
+            tx = head.transaction
+            if (
+                tx is not None
+                and head.action != "StartTransaction"
+                and tx.transaction_id is None
+                and not head.triggered
+            ):
+                if not tx.start_abandoned:
+                    return None  # its StartTransaction is still unanswered: wait for the id
+                # The StartTransaction was given up on; nothing can name the transaction.
+                self._dropped(queue.popleft())
+                continue
+            msg = queue.popleft()
+            if tx is not None and msg.action != "StartTransaction":
+                if tx.transaction_id is not None:
+                    msg.payload["transactionId"] = tx.transaction_id
+                else:  # a triggered snapshot: it names no transaction then
+                    msg.payload.pop("transactionId", None)
+            return msg
         return None
-
-    def _name_transaction(self, msg: Outgoing) -> bool:
-        """Fill in the CSMS's transaction id; False if the message was dropped."""
-        tx = msg.transaction
-        if tx is None or msg.action == "StartTransaction":
-            return True
-        if tx.transaction_id is not None:
-            msg.payload["transactionId"] = tx.transaction_id
-        elif msg.triggered:
-            del msg.payload["transactionId"]
-        else:
-            # Its StartTransaction was never accepted; nothing can name it.
-            self._dropped(msg)
-            return False
-        return True
 
     def sending(self, msg: Outgoing) -> None:
         """``msg`` goes out now and is in flight until answered or failed."""
@@ -170,11 +183,17 @@ class Outbox:
     def failed(
         self, msg: Outgoing, timeout: bool, now: float, attempts: int, interval: int
     ) -> None:
-        """A transaction message (taken from flight) got a CALLERROR or no answer:
-        retried first, ``attempts`` times in all, ``interval`` seconds apart (times
-        the attempts so far), then dropped."""
-        if msg.attempts < max(1, attempts):
-            msg.not_before = now + interval * msg.attempts
+        """A transaction message (taken from flight) got a CALLERROR, or no answer
+        (``timeout``): see the module docstring. ``attempts`` and ``interval`` are
+        TransactionMessageAttempts and TransactionMessageRetryInterval."""
+        msg.timed_out = timeout
+        if timeout:
+            msg.not_before = now + interval
+            self._queue.appendleft(msg)
+            return
+        msg.failures += 1
+        if msg.failures < max(1, attempts):
+            msg.not_before = now + interval * msg.failures
             self._queue.appendleft(msg)
             return
         self._dropped(msg)
@@ -194,10 +213,19 @@ class Outbox:
             m.offline = True
         return pending
 
+    def link_up(self) -> None:
+        """A new link: a message whose last send timed out is due at once (it waited
+        for the CSMS, not for a retry interval)."""
+        for m in self._queue:
+            if m.timed_out:
+                m.not_before = 0.0
+
     def reboot(self) -> None:
-        """Power is back: only what survives a disconnect is still queued."""
-        self.inflight = None
-        self._queue = deque(m for m in self._queue if survives_disconnect(m))
+        """Power is back: only what survives a disconnect is still queued (a
+        transaction message still in flight goes back first)."""
+        inflight, self.inflight = self.inflight, None
+        pending = ([inflight] if inflight is not None else []) + list(self._queue)
+        self._queue = deque(m for m in pending if survives_disconnect(m))
 
     # -- introspection --------------------------------------------------------------
 

@@ -250,6 +250,7 @@ class Station:
         """The websocket is open. Boot if this power cycle has not been accepted yet."""
         self.online = True
         self._last_activity = now
+        self.outbox.link_up()
         if self.boot_status != "Accepted":
             self._boot_due = now
         else:
