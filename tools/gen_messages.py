@@ -17,43 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fleet.model.actions import CSMS_INITIATED, STATION_INITIATED
+
 OUT = Path(__file__).resolve().parent.parent / "fleet" / "model" / "messages.py"
 
-# Operations the model handles (guide: "Supported OCPP Operations"); Reset included.
-CSMS_INITIATED = (
-    "CancelReservation",
-    "ChangeAvailability",
-    "ChangeConfiguration",
-    "ClearCache",
-    "ClearChargingProfile",
-    "DataTransfer",
-    "GetCompositeSchedule",
-    "GetConfiguration",
-    "GetDiagnostics",
-    "GetLocalListVersion",
-    "RemoteStartTransaction",
-    "RemoteStopTransaction",
-    "ReserveNow",
-    "Reset",
-    "SendLocalList",
-    "SetChargingProfile",
-    "TriggerMessage",
-    "UnlockConnector",
-    "UpdateFirmware",
-)
-STATION_INITIATED = (
-    "Authorize",
-    "BootNotification",
-    "DataTransfer",
-    "DiagnosticsStatusNotification",
-    "FirmwareStatusNotification",
-    "Heartbeat",
-    "MeterValues",
-    "SecurityEventNotification",
-    "StartTransaction",
-    "StatusNotification",
-    "StopTransaction",
-)
 ACTIONS = tuple(sorted(set(CSMS_INITIATED) | set(STATION_INITIATED)))
 
 # Nested objects that several messages share get one name (checked to be the same shape).
@@ -70,6 +37,26 @@ SHARED = {
     "localAuthorizationList": "AuthorizationData",
 }
 SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
+
+# Enums the model passes around on their own get a name (OCPP 1.6's own type names).
+ENUMS = {
+    ("SampledValue", "context"): "ReadingContext",
+    ("SampledValue", "measurand"): "Measurand",
+    ("SampledValue", "phase"): "Phase",
+    ("SampledValue", "location"): "Location",
+    ("SampledValue", "unit"): "UnitOfMeasure",
+    ("StatusNotificationRequest", "errorCode"): "ChargePointErrorCode",
+    ("StatusNotificationRequest", "status"): "ChargePointStatus",
+    ("StopTransactionRequest", "reason"): "Reason",
+    ("DiagnosticsStatusNotificationRequest", "status"): "DiagnosticsStatus",
+    ("FirmwareStatusNotificationRequest", "status"): "FirmwareStatus",
+    ("IdTagInfo", "status"): "AuthorizationStatus",
+    ("TriggerMessageRequest", "requestedMessage"): "MessageTrigger",
+    ("ChangeConfigurationResponse", "status"): "ConfigurationStatus",
+    ("SendLocalListResponse", "status"): "UpdateStatus",
+    ("ChargingProfile", "chargingProfilePurpose"): "ChargingProfilePurposeType",
+    ("ChargingSchedule", "chargingRateUnit"): "ChargingRateUnitType",
+}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -104,6 +91,7 @@ class Generator:
     def __init__(self) -> None:
         self.classes: dict[str, str] = {}  # name -> source, in definition order
         self.schemas: dict[str, dict[str, Any]] = {}  # name -> (merged) schema
+        self.enums: dict[str, str] = {}  # alias -> its Literal
 
     def object_type(self, name: str, schema: dict[str, Any]) -> str:
         known = self.schemas.get(name)
@@ -123,7 +111,12 @@ class Generator:
 
     def type_of(self, key: str, schema: dict[str, Any], parent: str) -> str:
         if "enum" in schema:
-            return "Literal[" + ", ".join(json.dumps(v) for v in schema["enum"]) + "]"
+            literal = "Literal[" + ", ".join(json.dumps(v) for v in schema["enum"]) + "]"
+            alias = ENUMS.get((parent, key))
+            if alias is None:
+                return literal
+            self.enums[alias] = literal  # a merged shape re-defines it (narrower)
+            return alias
         kind = schema.get("type")
         if kind == "object":
             if "properties" not in schema:
@@ -156,7 +149,8 @@ annotations`` here: TypedDict needs real annotations to see NotRequired.
 from typing import {typing_names}
 
 '''
-    body = "\n\n\n".join(gen.classes.values())
+    aliases = "\n".join(f"{name} = {literal}" for name, literal in sorted(gen.enums.items()))
+    body = aliases + "\n\n\n" + "\n\n\n".join(gen.classes.values())
     used = ["Literal", "NotRequired", "TypedDict"] + (["Any"] if "Any" in body else [])
     head = head.replace("{typing_names}", ", ".join(sorted(used)))
     table = "\n".join(f'    "{schema}": {cls},' for schema, cls, _ in names)
@@ -168,10 +162,10 @@ SCHEMAS: dict[str, type] = {{
 }}
 """Schema name (``Authorize``, ``AuthorizeResponse``) -> its TypedDict."""
 
-CSMS_INITIATED = {CSMS_INITIATED!r}
-STATION_INITIATED = {STATION_INITIATED!r}
+StationRequest = {" | ".join(f"{a}Request" for a in STATION_INITIATED)}
+"""Any CALL the station sends (what the outbox carries)."""
 '''
-    source = head + "\n" + body + tail
+    source = head + body + tail
     formatted = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(OUT), "-"],
         input=source,

@@ -8,6 +8,127 @@ annotations`` here: TypedDict needs real annotations to see NotRequired.
 
 from typing import Literal, NotRequired, TypedDict
 
+AuthorizationStatus = Literal["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]
+ChargePointErrorCode = Literal[
+    "ConnectorLockFailure",
+    "EVCommunicationError",
+    "GroundFailure",
+    "HighTemperature",
+    "InternalError",
+    "LocalListConflict",
+    "NoError",
+    "OtherError",
+    "OverCurrentFailure",
+    "PowerMeterFailure",
+    "PowerSwitchFailure",
+    "ReaderFailure",
+    "ResetFailure",
+    "UnderVoltage",
+    "OverVoltage",
+    "WeakSignal",
+]
+ChargePointStatus = Literal[
+    "Available",
+    "Preparing",
+    "Charging",
+    "SuspendedEVSE",
+    "SuspendedEV",
+    "Finishing",
+    "Reserved",
+    "Unavailable",
+    "Faulted",
+]
+ChargingProfilePurposeType = Literal["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"]
+ChargingRateUnitType = Literal["A", "W"]
+ConfigurationStatus = Literal["Accepted", "Rejected", "RebootRequired", "NotSupported"]
+DiagnosticsStatus = Literal["Idle", "Uploaded", "UploadFailed", "Uploading"]
+FirmwareStatus = Literal[
+    "Downloaded",
+    "DownloadFailed",
+    "Downloading",
+    "Idle",
+    "InstallationFailed",
+    "Installing",
+    "Installed",
+]
+Location = Literal["Cable", "EV", "Inlet", "Outlet", "Body"]
+Measurand = Literal[
+    "Energy.Active.Export.Register",
+    "Energy.Active.Import.Register",
+    "Energy.Reactive.Export.Register",
+    "Energy.Reactive.Import.Register",
+    "Energy.Active.Export.Interval",
+    "Energy.Active.Import.Interval",
+    "Energy.Reactive.Export.Interval",
+    "Energy.Reactive.Import.Interval",
+    "Power.Active.Export",
+    "Power.Active.Import",
+    "Power.Offered",
+    "Power.Reactive.Export",
+    "Power.Reactive.Import",
+    "Power.Factor",
+    "Current.Import",
+    "Current.Export",
+    "Current.Offered",
+    "Voltage",
+    "Frequency",
+    "Temperature",
+    "SoC",
+    "RPM",
+]
+MessageTrigger = Literal[
+    "BootNotification",
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "Heartbeat",
+    "MeterValues",
+    "StatusNotification",
+]
+Phase = Literal["L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1"]
+ReadingContext = Literal[
+    "Interruption.Begin",
+    "Interruption.End",
+    "Sample.Clock",
+    "Sample.Periodic",
+    "Transaction.Begin",
+    "Transaction.End",
+    "Trigger",
+    "Other",
+]
+Reason = Literal[
+    "EmergencyStop",
+    "EVDisconnected",
+    "HardReset",
+    "Local",
+    "Other",
+    "PowerLoss",
+    "Reboot",
+    "Remote",
+    "SoftReset",
+    "UnlockCommand",
+    "DeAuthorized",
+]
+UnitOfMeasure = Literal[
+    "Wh",
+    "kWh",
+    "varh",
+    "kvarh",
+    "W",
+    "kW",
+    "VA",
+    "kVA",
+    "var",
+    "kvar",
+    "A",
+    "V",
+    "K",
+    "Celcius",
+    "Celsius",
+    "Fahrenheit",
+    "Percent",
+]
+UpdateStatus = Literal["Accepted", "Failed", "NotSupported", "VersionMismatch"]
+
 
 class AuthorizeRequest(TypedDict):
     idTag: str
@@ -16,7 +137,7 @@ class AuthorizeRequest(TypedDict):
 class IdTagInfo(TypedDict):
     expiryDate: NotRequired[str]
     parentIdTag: NotRequired[str]
-    status: Literal["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]
+    status: AuthorizationStatus
 
 
 class AuthorizeResponse(TypedDict):
@@ -64,7 +185,7 @@ class ChangeConfigurationRequest(TypedDict):
 
 
 class ChangeConfigurationResponse(TypedDict):
-    status: Literal["Accepted", "Rejected", "RebootRequired", "NotSupported"]
+    status: ConfigurationStatus
 
 
 class ClearCacheRequest(TypedDict):
@@ -100,7 +221,7 @@ class DataTransferResponse(TypedDict):
 
 
 class DiagnosticsStatusNotificationRequest(TypedDict):
-    status: Literal["Idle", "Uploaded", "UploadFailed", "Uploading"]
+    status: DiagnosticsStatus
 
 
 class DiagnosticsStatusNotificationResponse(TypedDict):
@@ -108,15 +229,7 @@ class DiagnosticsStatusNotificationResponse(TypedDict):
 
 
 class FirmwareStatusNotificationRequest(TypedDict):
-    status: Literal[
-        "Downloaded",
-        "DownloadFailed",
-        "Downloading",
-        "Idle",
-        "InstallationFailed",
-        "Installing",
-        "Installed",
-    ]
+    status: FirmwareStatus
 
 
 class FirmwareStatusNotificationResponse(TypedDict):
@@ -138,7 +251,7 @@ class ChargingSchedulePeriod(TypedDict):
 class ChargingSchedule(TypedDict):
     duration: NotRequired[int]
     startSchedule: NotRequired[str]
-    chargingRateUnit: Literal["A", "W"]
+    chargingRateUnit: ChargingRateUnitType
     chargingSchedulePeriod: list[ChargingSchedulePeriod]
     minChargingRate: NotRequired[float]
 
@@ -195,70 +308,12 @@ class HeartbeatResponse(TypedDict):
 
 class SampledValue(TypedDict):
     value: str
-    context: NotRequired[
-        Literal[
-            "Interruption.Begin",
-            "Interruption.End",
-            "Sample.Clock",
-            "Sample.Periodic",
-            "Transaction.Begin",
-            "Transaction.End",
-            "Trigger",
-            "Other",
-        ]
-    ]
+    context: NotRequired[ReadingContext]
     format: NotRequired[Literal["Raw", "SignedData"]]
-    measurand: NotRequired[
-        Literal[
-            "Energy.Active.Export.Register",
-            "Energy.Active.Import.Register",
-            "Energy.Reactive.Export.Register",
-            "Energy.Reactive.Import.Register",
-            "Energy.Active.Export.Interval",
-            "Energy.Active.Import.Interval",
-            "Energy.Reactive.Export.Interval",
-            "Energy.Reactive.Import.Interval",
-            "Power.Active.Export",
-            "Power.Active.Import",
-            "Power.Offered",
-            "Power.Reactive.Export",
-            "Power.Reactive.Import",
-            "Power.Factor",
-            "Current.Import",
-            "Current.Export",
-            "Current.Offered",
-            "Voltage",
-            "Frequency",
-            "Temperature",
-            "SoC",
-            "RPM",
-        ]
-    ]
-    phase: NotRequired[
-        Literal["L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1"]
-    ]
-    location: NotRequired[Literal["Cable", "EV", "Inlet", "Outlet", "Body"]]
-    unit: NotRequired[
-        Literal[
-            "Wh",
-            "kWh",
-            "varh",
-            "kvarh",
-            "W",
-            "kW",
-            "VA",
-            "kVA",
-            "var",
-            "kvar",
-            "A",
-            "V",
-            "K",
-            "Celcius",
-            "Celsius",
-            "Fahrenheit",
-            "Percent",
-        ]
-    ]
+    measurand: NotRequired[Measurand]
+    phase: NotRequired[Phase]
+    location: NotRequired[Location]
+    unit: NotRequired[UnitOfMeasure]
 
 
 class MeterValue(TypedDict):
@@ -280,7 +335,7 @@ class ChargingProfile(TypedDict):
     chargingProfileId: int
     transactionId: NotRequired[int]
     stackLevel: int
-    chargingProfilePurpose: Literal["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"]
+    chargingProfilePurpose: ChargingProfilePurposeType
     chargingProfileKind: Literal["Absolute", "Recurring", "Relative"]
     recurrencyKind: NotRequired[Literal["Daily", "Weekly"]]
     validFrom: NotRequired[str]
@@ -348,7 +403,7 @@ class SendLocalListRequest(TypedDict):
 
 
 class SendLocalListResponse(TypedDict):
-    status: Literal["Accepted", "Failed", "NotSupported", "VersionMismatch"]
+    status: UpdateStatus
 
 
 class SetChargingProfileRequest(TypedDict):
@@ -375,36 +430,9 @@ class StartTransactionResponse(TypedDict):
 
 class StatusNotificationRequest(TypedDict):
     connectorId: int
-    errorCode: Literal[
-        "ConnectorLockFailure",
-        "EVCommunicationError",
-        "GroundFailure",
-        "HighTemperature",
-        "InternalError",
-        "LocalListConflict",
-        "NoError",
-        "OtherError",
-        "OverCurrentFailure",
-        "PowerMeterFailure",
-        "PowerSwitchFailure",
-        "ReaderFailure",
-        "ResetFailure",
-        "UnderVoltage",
-        "OverVoltage",
-        "WeakSignal",
-    ]
+    errorCode: ChargePointErrorCode
     info: NotRequired[str]
-    status: Literal[
-        "Available",
-        "Preparing",
-        "Charging",
-        "SuspendedEVSE",
-        "SuspendedEV",
-        "Finishing",
-        "Reserved",
-        "Unavailable",
-        "Faulted",
-    ]
+    status: ChargePointStatus
     timestamp: NotRequired[str]
     vendorId: NotRequired[str]
     vendorErrorCode: NotRequired[str]
@@ -419,21 +447,7 @@ class StopTransactionRequest(TypedDict):
     meterStop: int
     timestamp: str
     transactionId: int
-    reason: NotRequired[
-        Literal[
-            "EmergencyStop",
-            "EVDisconnected",
-            "HardReset",
-            "Local",
-            "Other",
-            "PowerLoss",
-            "Reboot",
-            "Remote",
-            "SoftReset",
-            "UnlockCommand",
-            "DeAuthorized",
-        ]
-    ]
+    reason: NotRequired[Reason]
     transactionData: NotRequired[list[MeterValue]]
 
 
@@ -442,14 +456,7 @@ class StopTransactionResponse(TypedDict):
 
 
 class TriggerMessageRequest(TypedDict):
-    requestedMessage: Literal[
-        "BootNotification",
-        "DiagnosticsStatusNotification",
-        "FirmwareStatusNotification",
-        "Heartbeat",
-        "MeterValues",
-        "StatusNotification",
-    ]
+    requestedMessage: MessageTrigger
     connectorId: NotRequired[int]
 
 
@@ -538,37 +545,17 @@ SCHEMAS: dict[str, type] = {
 }
 """Schema name (``Authorize``, ``AuthorizeResponse``) -> its TypedDict."""
 
-CSMS_INITIATED = (
-    "CancelReservation",
-    "ChangeAvailability",
-    "ChangeConfiguration",
-    "ClearCache",
-    "ClearChargingProfile",
-    "DataTransfer",
-    "GetCompositeSchedule",
-    "GetConfiguration",
-    "GetDiagnostics",
-    "GetLocalListVersion",
-    "RemoteStartTransaction",
-    "RemoteStopTransaction",
-    "ReserveNow",
-    "Reset",
-    "SendLocalList",
-    "SetChargingProfile",
-    "TriggerMessage",
-    "UnlockConnector",
-    "UpdateFirmware",
+StationRequest = (
+    AuthorizeRequest
+    | BootNotificationRequest
+    | DataTransferRequest
+    | DiagnosticsStatusNotificationRequest
+    | FirmwareStatusNotificationRequest
+    | HeartbeatRequest
+    | MeterValuesRequest
+    | SecurityEventNotificationRequest
+    | StartTransactionRequest
+    | StatusNotificationRequest
+    | StopTransactionRequest
 )
-STATION_INITIATED = (
-    "Authorize",
-    "BootNotification",
-    "DataTransfer",
-    "DiagnosticsStatusNotification",
-    "FirmwareStatusNotification",
-    "Heartbeat",
-    "MeterValues",
-    "SecurityEventNotification",
-    "StartTransaction",
-    "StatusNotification",
-    "StopTransaction",
-)
+"""Any CALL the station sends (what the outbox carries)."""

@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from fleet.model.records import Transaction
+from fleet.model.messages import StationRequest
+from fleet.model.records import Transaction, as_json
 
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
 
@@ -58,6 +59,12 @@ class Outgoing:
     # Queued while offline, or pending when the link went down: its delivery counts
     # in Outbox.offline_delivered.
     offline: bool = False
+
+
+def wire(payload: StationRequest) -> dict[str, Any]:
+    """A CALL's payload as the outbox carries it: built (and type-checked) as its
+    TypedDict, kept as the JSON object it is (the outbox fills in transaction ids)."""
+    return as_json(payload)
 
 
 def is_transaction_message(msg: Outgoing) -> bool:

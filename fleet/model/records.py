@@ -6,12 +6,21 @@ engine, and the observer. Data only, no behaviour, so every module may import it
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
+
+from fleet.model.messages import MeterValue
 
 JsonDict = dict[str, Any]
 
 VENDOR_ID = "Schneider Electric"
+
+
+def as_json(payload: Mapping[str, Any]) -> JsonDict:
+    """A typed message (fleet.model.messages) where plain JSON is taken: the same
+    object, for the data modules that parse JSON themselves (profiles, local lists)."""
+    return cast(JsonDict, payload)
 
 
 def iso8601(now: float) -> str:
@@ -72,7 +81,7 @@ class Transaction:
     transaction_id: int | None = None  # assigned by the CSMS
     next_sample: float | None = None
     stop_reason: str | None = None
-    samples: list[dict[str, Any]] = field(default_factory=list)  # for StopTxnSampledData
+    samples: list[MeterValue] = field(default_factory=list)  # for StopTxnSampledData
     # StartTransaction.conf refused the idTag and StopTransactionOnInvalidId is False:
     # energy delivery goes on until the register reaches this (meterStart +
     # MaxEnergyOnInvalidId, the energy of the transaction), then the EVSE suspends.

@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from fleet.model import actions
 from fleet.model.auth import Authorization, IdTagInfo
 from fleet.model.config import ConfigStore
 from fleet.model.connector import Connector
@@ -39,6 +40,22 @@ from fleet.model.features import (
     transaction,
 )
 from fleet.model.features.firmware import Transfers
+from fleet.model.messages import (
+    AuthorizeResponse,
+    BootNotificationRequest,
+    BootNotificationResponse,
+    DataTransferRequest,
+    MeterValue,
+    ReadingContext,
+    Reason,
+    ResetRequest,
+    ResetResponse,
+    SecurityEventNotificationRequest,
+    StartTransactionResponse,
+    StationRequest,
+    StatusNotificationRequest,
+    StopTransactionResponse,
+)
 from fleet.model.meter import EvModel, Meter
 from fleet.model.outbox import (
     DEFAULT_QUEUE_LIMIT,
@@ -46,7 +63,9 @@ from fleet.model.outbox import (
     Outbox,
     Outgoing,
     is_transaction_message,
+    wire,
 )
+from fleet.model.port import handler
 from fleet.model.records import (
     VENDOR_ID,
     BootInfo,
@@ -88,31 +107,8 @@ __all__ = [
 BOOT_RETRY_AFTER_ERROR = 30.0
 """Seconds before re-sending a BootNotification that got a CALLERROR or no answer."""
 
-# CSMS -> station operations the guide lists; see the two tables of "Supported OCPP
-# Operations". Anything else OCPP 1.6 defines answers NotSupported.
-CSMS_ACTIONS = frozenset(
-    {
-        "CancelReservation",
-        "ChangeAvailability",
-        "ChangeConfiguration",
-        "ClearCache",
-        "ClearChargingProfile",
-        "DataTransfer",
-        "GetCompositeSchedule",
-        "GetConfiguration",
-        "GetDiagnostics",
-        "GetLocalListVersion",
-        "RemoteStartTransaction",
-        "RemoteStopTransaction",
-        "ReserveNow",
-        "Reset",
-        "SendLocalList",
-        "SetChargingProfile",
-        "TriggerMessage",
-        "UnlockConnector",
-        "UpdateFirmware",
-    }
-)
+CSMS_ACTIONS = frozenset(actions.CSMS_INITIATED)
+"""CSMS -> station operations the guide lists; anything else answers NotImplemented."""
 
 # Configuration keys whose change must re-plan something in time.
 _TIMED_KEYS = frozenset(
@@ -290,7 +286,7 @@ class Station:
             if now < self._boot_due:
                 return None
             self._boot_due = float("inf")
-            msg = Outgoing("BootNotification", self.boot_payload())
+            msg = Outgoing("BootNotification", wire(self.boot_payload()))
         else:
             status.queue_due_statuses(self, now)
             msg = outbox.pop_ready(now)
@@ -306,9 +302,9 @@ class Station:
         self._last_activity = now
         return msg
 
-    def boot_payload(self) -> JsonDict:
+    def boot_payload(self) -> BootNotificationRequest:
         b = self.boot_info
-        payload = {
+        payload: BootNotificationRequest = {
             "chargePointVendor": b.vendor,
             "chargePointModel": b.model,
             "firmwareVersion": b.firmware,
@@ -372,15 +368,19 @@ class Station:
         self._last_activity = now
         self.outbox.answered(msg)
         action = msg.action
+        # The engine validated the answer against the action's schema: it is its TypedDict.
         if action == "BootNotification":
-            self._boot_answered(payload, now)
+            self._boot_answered(cast(BootNotificationResponse, payload), now)
         elif action == "StartTransaction":
             assert msg.transaction is not None
-            transaction.start_answered(self, msg.transaction, payload, now)
+            started = cast(StartTransactionResponse, payload)
+            transaction.start_answered(self, msg.transaction, started, now)
         elif action == "Authorize":
-            transaction.authorize_answered(self, msg.payload["idTag"], payload["idTagInfo"], now)
+            info = cast(AuthorizeResponse, payload)["idTagInfo"]
+            transaction.authorize_answered(self, msg.payload["idTag"], info, now)
         elif action == "StopTransaction":
-            transaction.stop_answered(self, msg.payload, payload, now)
+            stopped = cast(StopTransactionResponse, payload)
+            transaction.stop_answered(self, msg.payload, stopped, now)
 
     def on_failure(self, timeout: bool, now: float) -> None:
         """Our in-flight CALL got a CALLERROR, an invalid answer, or no answer in time."""
@@ -399,7 +399,7 @@ class Station:
         elif action == "Authorize":
             transaction.authorize_offline(self, msg.payload["idTag"], now)
 
-    def _boot_answered(self, payload: JsonDict, now: float) -> None:
+    def _boot_answered(self, payload: BootNotificationResponse, now: float) -> None:
         boot_status = payload["status"]
         interval = int(payload["interval"])
         self.boot_status = boot_status
@@ -415,7 +415,7 @@ class Station:
 
     # -- Reset and reboot ------------------------------------------------------
 
-    def _on_reset(self, payload: JsonDict, now: float) -> JsonDict:
+    def _on_reset(self, payload: ResetRequest, now: float) -> ResetResponse:
         """Soft: stop the session, deliver what is queued (bounded), reboot. Hard: reboot now;
         the StopTransaction waits in the queue, which survives the reboot. An attempt that
         fails (``reset_fails``) is retried ``ResetRetries`` times."""
@@ -491,7 +491,7 @@ class Station:
         ``SecurityEventsEnabled``; e.g. the engine's "FailedToAuthenticateAtCentralSystem"."""
         if not self.config.get_bool("SecurityEventsEnabled"):
             return
-        payload: JsonDict = {"type": kind, "timestamp": iso8601(now)}
+        payload: SecurityEventNotificationRequest = {"type": kind, "timestamp": iso8601(now)}
         if tech_info:
             payload["techInfo"] = tech_info[:255]
         self.send("SecurityEventNotification", payload)
@@ -506,7 +506,7 @@ class Station:
         them anyway; the answer is counted (not Accepted counts as a failure) and dropped.
         """
         self.integrate(now)
-        payload: JsonDict = {"vendorId": vendor_id}
+        payload: DataTransferRequest = {"vendorId": vendor_id}
         if message_id is not None:
             payload["messageId"] = message_id
         if data is not None:
@@ -556,9 +556,9 @@ class Station:
 
     # -- primitives the features share (fleet.model.port.StationPort) -------------
 
-    def send(self, action: str, payload: JsonDict) -> None:
+    def send(self, action: str, payload: StationRequest) -> None:
         """Queue a CALL that is not transaction-related."""
-        self.outbox.append(Outgoing(action, payload))
+        self.outbox.append(Outgoing(action, wire(payload)))
 
     def queue_transaction_message(self, msg: Outgoing) -> None:
         self.outbox.append_transaction(msg, self.online)
@@ -594,7 +594,7 @@ class Station:
     def update_status(self, connector_id: int, now: float) -> None:
         status.update_status(self, connector_id, now)
 
-    def status_payload(self, conn: Connector, now: float) -> JsonDict:
+    def status_payload(self, conn: Connector, now: float) -> StatusNotificationRequest:
         return status.status_payload(conn, now)
 
     def report_local_list_conflict(self, now: float) -> None:
@@ -609,13 +609,15 @@ class Station:
     def clear_pending_tag(self) -> None:
         transaction.clear_pending_tag(self)
 
-    def stop_transaction(self, reason: str, now: float, id_tag: str | None = None) -> None:
+    def stop_transaction(self, reason: Reason, now: float, id_tag: str | None = None) -> None:
         transaction.stop_transaction(self, reason, now, id_tag)
 
     def check_energy_limit(self, now: float) -> None:
         transaction.check_energy_limit(self, now)
 
-    def meter_value(self, now: float, context: str, measurands: tuple[str, ...]) -> JsonDict:
+    def meter_value(
+        self, now: float, context: ReadingContext, measurands: tuple[str, ...]
+    ) -> MeterValue:
         return metering.meter_value(self, now, context, measurands)
 
     def set_reservation(self, reservation_: Reservation | None, now: float) -> None:
@@ -675,10 +677,8 @@ class Station:
         self.observer.message_dropped(action)
 
 
-Handler = Callable[[Station, JsonDict, float], JsonDict]
-
-_HANDLERS: dict[str, Handler] = {
-    "Reset": Station._on_reset,
+_HANDLERS: dict[str, Callable[[Station, JsonDict, float], JsonDict]] = {
+    "Reset": handler(Station._on_reset),
     **core.HANDLERS,
     **firmware.HANDLERS,
     **local_auth.HANDLERS,

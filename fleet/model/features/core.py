@@ -10,11 +10,30 @@ docstring says which reading the model takes.
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 from fleet.model.auth import ACCEPTED, IdTagInfo
 from fleet.model.config import TooManyKeys
-from fleet.model.port import StationPort
-from fleet.model.records import VENDOR_ID, JsonDict, Reconnect
+from fleet.model.messages import (
+    ChangeAvailabilityRequest,
+    ChangeAvailabilityResponse,
+    ChangeConfigurationRequest,
+    ChangeConfigurationResponse,
+    ClearCacheRequest,
+    ClearCacheResponse,
+    DataTransferRequest,
+    DataTransferResponse,
+    GetConfigurationRequest,
+    GetConfigurationResponse,
+    RemoteStartTransactionRequest,
+    RemoteStartTransactionResponse,
+    RemoteStopTransactionRequest,
+    RemoteStopTransactionResponse,
+    UnlockConnectorRequest,
+    UnlockConnectorResponse,
+)
+from fleet.model.port import StationPort, handler
+from fleet.model.records import VENDOR_ID, Reconnect, as_json
 from fleet.model.smart_charging import ProfileRejected, parse_profile
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
@@ -25,14 +44,19 @@ _RECONNECT_KEYS = ("SupervisionUrl", "BoxIdentifier", "SecurityProfile", "Author
 _SECURITY_KEYS = frozenset({"SecurityProfile", "AuthorizationKey"})
 
 
-def on_get_configuration(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_get_configuration(
+    st: StationPort, payload: GetConfigurationRequest, now: float
+) -> GetConfigurationResponse:
     try:
-        return st.config.get_configuration(payload.get("key"))
+        # ConfigStore builds the answer from its key table (tests/model/test_config.py).
+        return cast(GetConfigurationResponse, st.config.get_configuration(payload.get("key")))
     except TooManyKeys as exc:
         raise OcppError(errors.OCCURENCE_CONSTRAINT_VIOLATION, str(exc)) from None
 
 
-def on_change_configuration(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_change_configuration(
+    st: StationPort, payload: ChangeConfigurationRequest, now: float
+) -> ChangeConfigurationResponse:
     config = st.config
     before = [config.get(key) for key in _RECONNECT_KEYS]
     status = config.change_configuration(payload["key"], payload["value"])
@@ -67,7 +91,9 @@ def backend_data_reset(st: StationPort, now: float) -> None:
     st.set_reservation(None, now)
 
 
-def on_change_availability(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_change_availability(
+    st: StationPort, payload: ChangeAvailabilityRequest, now: float
+) -> ChangeAvailabilityResponse:
     """5.2: connector 0 is the whole station (and so every connector). Accepted, or
     Scheduled while a transaction runs (applied when it ends; a station-wide change
     takes connector 0 with it then). The availability is kept across reboots."""
@@ -101,7 +127,9 @@ def on_change_availability(st: StationPort, payload: JsonDict, now: float) -> Js
     return {"status": "Scheduled" if busy else "Accepted"}
 
 
-def on_remote_start(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_remote_start(
+    st: StationPort, payload: RemoteStartTransactionRequest, now: float
+) -> RemoteStartTransactionResponse:
     connector_id = payload.get("connectorId", 1)
     id_tag = payload["idTag"]
     if connector_id != 1 or not st.can_start() or st.driver.authorizing is not None:
@@ -122,10 +150,10 @@ def on_remote_start(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
         return {"status": "Rejected"}
     if profile is not None:
         try:
-            parse_profile(1, profile, now, st.profile_limits())
+            parse_profile(1, as_json(profile), now, st.profile_limits())
         except ProfileRejected:
             return {"status": "Rejected"}
-    st.pending_tx_profile = copy.deepcopy(profile)
+    st.pending_tx_profile = copy.deepcopy(None if profile is None else as_json(profile))
     if authorize_first:
         st.request_authorization(id_tag, now)
     else:
@@ -135,7 +163,9 @@ def on_remote_start(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
     return {"status": "Accepted"}
 
 
-def on_remote_stop(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_remote_stop(
+    st: StationPort, payload: RemoteStopTransactionRequest, now: float
+) -> RemoteStopTransactionResponse:
     tx = st.transaction
     if tx is None or tx.stop_reason is not None or tx.transaction_id != payload["transactionId"]:
         return {"status": "Rejected"}
@@ -143,7 +173,9 @@ def on_remote_stop(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
     return {"status": "Accepted"}
 
 
-def on_unlock_connector(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_unlock_connector(
+    st: StationPort, payload: UnlockConnectorRequest, now: float
+) -> UnlockConnectorResponse:
     """5.18: a running transaction is stopped first (reason UnlockCommand). The Charge
     Pro's socket has a locking motor (the guide's "Lock / Unlock cable Failure",
     0x100205), so Unlocked, or UnlockFailed while that ConnectorLockFailure is
@@ -161,7 +193,9 @@ def on_unlock_connector(st: StationPort, payload: JsonDict, now: float) -> JsonD
     return {"status": "Unlocked"}
 
 
-def on_data_transfer(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_data_transfer(
+    st: StationPort, payload: DataTransferRequest, now: float
+) -> DataTransferResponse:
     """The Charge Pro knows no vendor-specific data. A vendorId other than its own is
     UnknownVendorId; its own ("Schneider Electric", compared case-insensitively as
     OCPP's CiString is) with any messageId, or none, is UnknownMessageId."""
@@ -170,7 +204,7 @@ def on_data_transfer(st: StationPort, payload: JsonDict, now: float) -> JsonDict
     return {"status": "UnknownMessageId"}
 
 
-def on_clear_cache(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_clear_cache(st: StationPort, payload: ClearCacheRequest, now: float) -> ClearCacheResponse:
     """5.4: Accepted whenever the cache could be cleared, which it always can; also
     while ``AuthorizationCacheEnabled`` is False (the cache exists, unused)."""
     st.auth.cache.clear()
@@ -178,12 +212,12 @@ def on_clear_cache(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
 
 
 HANDLERS = {
-    "GetConfiguration": on_get_configuration,
-    "ChangeConfiguration": on_change_configuration,
-    "ChangeAvailability": on_change_availability,
-    "RemoteStartTransaction": on_remote_start,
-    "RemoteStopTransaction": on_remote_stop,
-    "UnlockConnector": on_unlock_connector,
-    "DataTransfer": on_data_transfer,
-    "ClearCache": on_clear_cache,
+    "GetConfiguration": handler(on_get_configuration),
+    "ChangeConfiguration": handler(on_change_configuration),
+    "ChangeAvailability": handler(on_change_availability),
+    "RemoteStartTransaction": handler(on_remote_start),
+    "RemoteStopTransaction": handler(on_remote_stop),
+    "UnlockConnector": handler(on_unlock_connector),
+    "DataTransfer": handler(on_data_transfer),
+    "ClearCache": handler(on_clear_cache),
 }

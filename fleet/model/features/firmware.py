@@ -85,14 +85,23 @@ import re
 import tarfile
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from fleet.model import faults
-from fleet.model.port import StationPort
+from fleet.model.messages import (
+    DiagnosticsStatus,
+    DiagnosticsStatusNotificationRequest,
+    FirmwareStatus,
+    FirmwareStatusNotificationRequest,
+    GetDiagnosticsRequest,
+    GetDiagnosticsResponse,
+    UpdateFirmwareRequest,
+    UpdateFirmwareResponse,
+)
+from fleet.model.port import StationPort, handler
 from fleet.model.records import Reboot
 
 __all__ = [
@@ -113,8 +122,6 @@ __all__ = [
     "parse_firmware_image",
     "redact_url",
 ]
-
-Handler = Callable[[StationPort, dict[str, Any], float], dict[str, Any]]
 
 DEFAULT_RETRIES = 2
 """Retries after a failed attempt when the request does not say."""
@@ -140,7 +147,7 @@ SUPPORTED_SCHEMES = frozenset({"ftp", "ftps", "http", "https"})
 FIRMWARE_DOWNGRADE = "0x300000"
 FIRMWARE_UPGRADE_FAILED = "0x300001"
 
-IDLE = "Idle"
+IDLE: Final = "Idle"
 
 
 # -- effects: what the model asks of the engine ---------------------------------------
@@ -212,7 +219,7 @@ def _parse_time(value: object) -> float | None:
     return parsed.timestamp()
 
 
-def _retries(payload: dict[str, Any]) -> tuple[int, float]:
+def _retries(payload: GetDiagnosticsRequest | UpdateFirmwareRequest) -> tuple[int, float]:
     retries = payload.get("retries")
     interval = payload.get("retryInterval")
     r = DEFAULT_RETRIES if not isinstance(retries, int) else min(max(retries, 0), MAX_RETRIES)
@@ -348,7 +355,7 @@ class _DiagnosticsJob:
     file_name: str
     content: bytes
     tries: _Attempts
-    status: str = "Uploading"
+    status: DiagnosticsStatus = "Uploading"
 
 
 @dataclass(slots=True)
@@ -363,7 +370,7 @@ class _FirmwareJob:
     install_at: float | None = None
 
 
-_REPORTED = {
+_REPORTED: dict[str, FirmwareStatus] = {
     "Scheduled": IDLE,
     "Downloading": "Downloading",
     "Downloaded": "Downloaded",
@@ -402,13 +409,13 @@ class Transfers:
     # -- what TriggerMessage reports -------------------------------------------------
 
     @property
-    def diagnostics_status(self) -> str:
+    def diagnostics_status(self) -> DiagnosticsStatus:
         """Uploading while a diagnostics job runs, else Idle (OCPP 1.6 4.4)."""
         job = self._diagnostics
         return job.status if job is not None else IDLE
 
     @property
-    def firmware_status(self) -> str:
+    def firmware_status(self) -> FirmwareStatus:
         """Downloading / Downloaded / Installing while an update runs, else Idle (4.5)."""
         job = self._firmware
         return _REPORTED[job.stage] if job is not None else IDLE
@@ -529,8 +536,8 @@ class Transfers:
     # -- CALLs from the CSMS ---------------------------------------------------------
 
     def get_diagnostics(
-        self, station: StationPort, payload: dict[str, Any], now: float
-    ) -> dict[str, Any]:
+        self, station: StationPort, payload: GetDiagnosticsRequest, now: float
+    ) -> GetDiagnosticsResponse:
         running = self._diagnostics
         if running is not None:
             self._log(now, "GetDiagnostics while an upload runs: answered with its file name")
@@ -558,8 +565,8 @@ class Transfers:
         return {"fileName": file_name}
 
     def update_firmware(
-        self, station: StationPort, payload: dict[str, Any], now: float
-    ) -> dict[str, Any]:
+        self, station: StationPort, payload: UpdateFirmwareRequest, now: float
+    ) -> UpdateFirmwareResponse:
         location = str(payload["location"])
         running = self._firmware
         if running is not None and running.stage != "Scheduled":
@@ -584,15 +591,19 @@ class Transfers:
     def _log(self, now: float, text: str) -> None:
         self._journal.append((now, text))
 
-    def _diagnostics_status(self, station: StationPort, status: str, now: float) -> None:
+    def _diagnostics_status(
+        self, station: StationPort, status: DiagnosticsStatus, now: float
+    ) -> None:
         self.last_diagnostics_status = status
         self._log(now, f"DiagnosticsStatusNotification {status}")
-        station.send("DiagnosticsStatusNotification", {"status": status})
+        payload: DiagnosticsStatusNotificationRequest = {"status": status}
+        station.send("DiagnosticsStatusNotification", payload)
 
-    def _firmware_status(self, station: StationPort, status: str, now: float) -> None:
+    def _firmware_status(self, station: StationPort, status: FirmwareStatus, now: float) -> None:
         self.last_firmware_status = status
         self._log(now, f"FirmwareStatusNotification {status}")
-        station.send("FirmwareStatusNotification", {"status": status})
+        payload: FirmwareStatusNotificationRequest = {"status": status}
+        station.send("FirmwareStatusNotification", payload)
 
     def _install(self, station: StationPort, job: _FirmwareJob, now: float) -> None:
         image, job.image = job.image, b""
@@ -706,19 +717,19 @@ def _pack(text: bytes, now: float) -> bytes:
 
 
 def _on_get_diagnostics(
-    station: StationPort, payload: dict[str, Any], now: float
-) -> dict[str, Any]:
+    station: StationPort, payload: GetDiagnosticsRequest, now: float
+) -> GetDiagnosticsResponse:
     return station.transfers.get_diagnostics(station, payload, now)
 
 
 def _on_update_firmware(
-    station: StationPort, payload: dict[str, Any], now: float
-) -> dict[str, Any]:
+    station: StationPort, payload: UpdateFirmwareRequest, now: float
+) -> UpdateFirmwareResponse:
     return station.transfers.update_firmware(station, payload, now)
 
 
-HANDLERS: dict[str, Handler] = {
-    "GetDiagnostics": _on_get_diagnostics,
-    "UpdateFirmware": _on_update_firmware,
+HANDLERS = {
+    "GetDiagnostics": handler(_on_get_diagnostics),
+    "UpdateFirmware": handler(_on_update_firmware),
 }
 """CSMS actions this module answers, merged into the station's handler table."""

@@ -6,16 +6,25 @@ authorization flow that uses it is features/transaction.py.
 
 from __future__ import annotations
 
-from fleet.model.port import StationPort
-from fleet.model.records import JsonDict
+from fleet.model.messages import (
+    GetLocalListVersionRequest,
+    GetLocalListVersionResponse,
+    SendLocalListRequest,
+    SendLocalListResponse,
+)
+from fleet.model.port import StationPort, handler
 
 
-def on_get_local_list_version(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_get_local_list_version(
+    st: StationPort, payload: GetLocalListVersionRequest, now: float
+) -> GetLocalListVersionResponse:
     """0 before any list was sent; never -1 (the profile is supported)."""
     return {"listVersion": st.auth.local_list.version}
 
 
-def on_send_local_list(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_send_local_list(
+    st: StationPort, payload: SendLocalListRequest, now: float
+) -> SendLocalListResponse:
     """Updates are taken whatever ``LocalAuthListEnabled`` says: that key decides whether
     the list is used to authorize, and a CSMS fills the list before enabling it."""
     config = st.config
@@ -28,6 +37,6 @@ def on_send_local_list(st: StationPort, payload: JsonDict, now: float) -> JsonDi
 
 
 HANDLERS = {
-    "GetLocalListVersion": on_get_local_list_version,
-    "SendLocalList": on_send_local_list,
+    "GetLocalListVersion": handler(on_get_local_list_version),
+    "SendLocalList": handler(on_send_local_list),
 }

@@ -8,9 +8,16 @@ samples are also kept for the StopTransaction's ``transactionData``.
 
 from __future__ import annotations
 
-from fleet.model.outbox import Outgoing
+from fleet.model.messages import (
+    MeterValue,
+    MeterValuesRequest,
+    Phase,
+    ReadingContext,
+    SampledValue,
+)
+from fleet.model.outbox import Outgoing, wire
 from fleet.model.port import StationPort
-from fleet.model.records import JsonDict, Transaction, iso8601
+from fleet.model.records import Transaction, iso8601
 
 
 def first_sample_after(st: StationPort, start: float, now: float) -> float | None:
@@ -27,30 +34,38 @@ def reschedule_sample(st: StationPort, now: float) -> None:
         tx.next_sample = first_sample_after(st, tx.started_at, now)
 
 
-def take_sample(st: StationPort, tx: Transaction, now: float, context: str) -> None:
+def take_sample(st: StationPort, tx: Transaction, now: float, context: ReadingContext) -> None:
     st.integrate(now)
-    value = meter_value(st, now, context, st.measurands)
-    st.queue_transaction_message(
-        Outgoing(
-            "MeterValues",
-            {"connectorId": tx.connector_id, "transactionId": 0, "meterValue": [value]},
-            tx,
-        )
-    )
+    payload: MeterValuesRequest = {
+        "connectorId": tx.connector_id,
+        "transactionId": 0,  # filled in when sent
+        "meterValue": [meter_value(st, now, context, st.measurands)],
+    }
+    st.queue_transaction_message(Outgoing("MeterValues", wire(payload), tx))
     if st.stop_measurands:
         tx.samples.append(meter_value(st, now, context, st.stop_measurands))
 
 
-def meter_value(st: StationPort, now: float, context: str, measurands: tuple[str, ...]) -> JsonDict:
+_PHASES: dict[str, tuple[Phase, ...]] = {
+    "Current.Import": ("L1", "L2", "L3"),
+    "Current.Import.L1": ("L1",),
+    "Current.Import.L2": ("L2",),
+    "Current.Import.L3": ("L3",),
+}
+
+
+def meter_value(
+    st: StationPort, now: float, context: ReadingContext, measurands: tuple[str, ...]
+) -> MeterValue:
     m = st.meter
-    sampled: list[JsonDict] = []
+    sampled: list[SampledValue] = []
     for measurand in measurands:
         if measurand == "Energy.Active.Import.Register":
             sampled.append(
                 {
                     "value": str(int(m.energy_wh)),
                     "context": context,
-                    "measurand": measurand,
+                    "measurand": "Energy.Active.Import.Register",
                     "location": "Outlet",
                     "unit": "Wh",
                 }
@@ -60,14 +75,13 @@ def meter_value(st: StationPort, now: float, context: str, measurands: tuple[str
                 {
                     "value": f"{m.offered:.1f}",
                     "context": context,
-                    "measurand": measurand,
+                    "measurand": "Current.Offered",
                     "location": "Outlet",
                     "unit": "A",
                 }
             )
         elif measurand.startswith("Current.Import"):
-            phases = (measurand[-2:],) if measurand != "Current.Import" else ("L1", "L2", "L3")
-            for phase in phases:
+            for phase in _PHASES.get(measurand, ()):
                 sampled.append(
                     {
                         "value": f"{m.currents[int(phase[1]) - 1]:.1f}",

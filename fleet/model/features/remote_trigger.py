@@ -6,14 +6,16 @@ TriggerMessage.conf before the message it asked for.
 
 from __future__ import annotations
 
-from fleet.model.outbox import Outgoing
-from fleet.model.port import StationPort
-from fleet.model.records import JsonDict
+from fleet.model.messages import MeterValuesRequest, TriggerMessageRequest, TriggerMessageResponse
+from fleet.model.outbox import Outgoing, wire
+from fleet.model.port import StationPort, handler
 
 from . import metering
 
 
-def on_trigger_message(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_trigger_message(
+    st: StationPort, payload: TriggerMessageRequest, now: float
+) -> TriggerMessageResponse:
     requested = payload["requestedMessage"]
     connector_id = payload.get("connectorId")
     if connector_id is not None and connector_id not in (0, 1):
@@ -42,14 +44,14 @@ def _trigger_meter_values(st: StationPort, connector_id: int | None, now: float)
     transaction's id if any; connector 0 is the station's meter, outside transactions."""
     value = metering.meter_value(st, now, "Trigger", st.measurands)
     cid = 1 if connector_id is None else connector_id
-    mv: JsonDict = {"connectorId": cid, "meterValue": [value]}
+    mv: MeterValuesRequest = {"connectorId": cid, "meterValue": [value]}
     tx = st.transaction
     if cid == 1 and tx is not None and tx.stop_reason is None:
         # Filled in when sent, like any message of the transaction.
         mv["transactionId"] = 0
-        st.outbox.append(Outgoing("MeterValues", mv, tx, triggered=True))
+        st.outbox.append(Outgoing("MeterValues", wire(mv), tx, triggered=True))
     else:
         st.send("MeterValues", mv)
 
 
-HANDLERS = {"TriggerMessage": on_trigger_message}
+HANDLERS = {"TriggerMessage": handler(on_trigger_message)}

@@ -7,8 +7,13 @@ connector becomes Unavailable or Faulted, or at its expiryDate.
 
 from __future__ import annotations
 
-from fleet.model.port import StationPort
-from fleet.model.records import JsonDict
+from fleet.model.messages import (
+    CancelReservationRequest,
+    CancelReservationResponse,
+    ReserveNowRequest,
+    ReserveNowResponse,
+)
+from fleet.model.port import StationPort, handler
 from fleet.model.reservation import Reservation
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
@@ -30,7 +35,7 @@ def next_wakeup(st: StationPort) -> float | None:
     return st.reservation.expiry if st.reservation is not None else None
 
 
-def on_reserve_now(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_reserve_now(st: StationPort, payload: ReserveNowRequest, now: float) -> ReserveNowResponse:
     """5.13, checked in this order: an unknown connector, or connector 0 without
     ``ReserveConnectorZeroSupported``, or an expiryDate already past: Rejected. Then
     Faulted, Unavailable, and Occupied (a transaction, a cable, an authorized driver
@@ -65,7 +70,9 @@ def on_reserve_now(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
     return {"status": "Accepted"}
 
 
-def on_cancel_reservation(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_cancel_reservation(
+    st: StationPort, payload: CancelReservationRequest, now: float
+) -> CancelReservationResponse:
     current = st.reservation
     if current is None or current.reservation_id != payload["reservationId"]:
         return {"status": "Rejected"}
@@ -74,6 +81,6 @@ def on_cancel_reservation(st: StationPort, payload: JsonDict, now: float) -> Jso
 
 
 HANDLERS = {
-    "ReserveNow": on_reserve_now,
-    "CancelReservation": on_cancel_reservation,
+    "ReserveNow": handler(on_reserve_now),
+    "CancelReservation": handler(on_cancel_reservation),
 }

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import math
 
+from fleet.model.messages import (
+    ClearChargingProfileRequest,
+    ClearChargingProfileResponse,
+    GetCompositeScheduleRequest,
+    GetCompositeScheduleResponse,
+    SetChargingProfileRequest,
+    SetChargingProfileResponse,
+)
 from fleet.model.meter import MIN_CHARGING_CURRENT, NOMINAL_VOLTAGE
-from fleet.model.port import StationPort
-from fleet.model.records import JsonDict, iso8601
+from fleet.model.port import StationPort, handler
+from fleet.model.records import as_json, iso8601
 from fleet.model.smart_charging import TX, Limits, ProfileRejected, parse_profile, wired_phases
 
 
@@ -63,7 +71,9 @@ def recompute_draw(st: StationPort, now: float) -> None:
     st.update_status(1, now)
 
 
-def on_set_charging_profile(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_set_charging_profile(
+    st: StationPort, payload: SetChargingProfileRequest, now: float
+) -> SetChargingProfileResponse:
     connector_id = payload["connectorId"]
     raw = payload["csChargingProfiles"]
     if connector_id not in (0, 1):
@@ -79,14 +89,16 @@ def on_set_charging_profile(st: StationPort, payload: JsonDict, now: float) -> J
             return {"status": "Rejected"}
     limits = profile_limits(st)
     try:
-        st.smart.install(parse_profile(connector_id, raw, now, limits), limits)
+        st.smart.install(parse_profile(connector_id, as_json(raw), now, limits), limits)
     except ProfileRejected:
         return {"status": "Rejected"}
     recompute_draw(st, now)
     return {"status": "Accepted"}
 
 
-def on_clear_charging_profile(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_clear_charging_profile(
+    st: StationPort, payload: ClearChargingProfileRequest, now: float
+) -> ClearChargingProfileResponse:
     removed = st.smart.clear(
         profile_id=payload.get("id"),
         connector_id=payload.get("connectorId"),
@@ -97,7 +109,9 @@ def on_clear_charging_profile(st: StationPort, payload: JsonDict, now: float) ->
     return {"status": "Accepted" if removed else "Unknown"}
 
 
-def on_get_composite_schedule(st: StationPort, payload: JsonDict, now: float) -> JsonDict:
+def on_get_composite_schedule(
+    st: StationPort, payload: GetCompositeScheduleRequest, now: float
+) -> GetCompositeScheduleResponse:
     connector_id = payload["connectorId"]
     unit = payload.get("chargingRateUnit", "A")
     allowed = st.config.get_list("ChargingScheduleAllowedChargingRateUnit")
@@ -134,7 +148,7 @@ def on_get_composite_schedule(st: StationPort, payload: JsonDict, now: float) ->
 
 
 HANDLERS = {
-    "SetChargingProfile": on_set_charging_profile,
-    "ClearChargingProfile": on_clear_charging_profile,
-    "GetCompositeSchedule": on_get_composite_schedule,
+    "SetChargingProfile": handler(on_set_charging_profile),
+    "ClearChargingProfile": handler(on_clear_charging_profile),
+    "GetCompositeSchedule": handler(on_get_composite_schedule),
 }

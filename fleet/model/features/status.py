@@ -7,6 +7,8 @@ online and accepted (a reconnect or an accepted boot reports the current status)
 
 from __future__ import annotations
 
+from typing import cast
+
 from fleet.model import faults
 from fleet.model.connector import (
     AVAILABLE,
@@ -18,9 +20,14 @@ from fleet.model.connector import (
     Fault,
 )
 from fleet.model.faults import VendorError
-from fleet.model.outbox import Outgoing
+from fleet.model.messages import (
+    ChargePointErrorCode,
+    ChargePointStatus,
+    Reason,
+    StatusNotificationRequest,
+)
 from fleet.model.port import StationPort
-from fleet.model.records import VENDOR_ID, JsonDict, iso8601
+from fleet.model.records import VENDOR_ID, iso8601
 
 # OCPP 1.6's transition table (section 4.9) has no cell for these, although the facts
 # can make them happen (a cable pulled out of a reserved connector, a ChangeAvailability
@@ -54,7 +61,7 @@ def queue_due_statuses(st: StationPort, now: float) -> None:
         due = conn.report_due(msd)
         if due is not None and now >= due:
             conn.reported = conn.status
-            st.outbox.append(Outgoing("StatusNotification", status_payload(conn, now)))
+            st.send("StatusNotification", status_payload(conn, now))
 
 
 def next_report(st: StationPort) -> float | None:
@@ -71,12 +78,19 @@ def report_all_again(st: StationPort, now: float) -> None:
         conn.changed_at = now - st.minimum_status_duration
 
 
-def status_payload(conn: Connector, now: float) -> JsonDict:
+def _ocpp(error_code: str) -> ChargePointErrorCode:
+    """Error codes come from the guide's catalogue (fleet.model.faults), whose tests
+    check each is one of OCPP's."""
+    return cast(ChargePointErrorCode, error_code)
+
+
+def status_payload(conn: Connector, now: float) -> StatusNotificationRequest:
     fault = conn.fault
-    payload: JsonDict = {
+    payload: StatusNotificationRequest = {
         "connectorId": conn.connector_id,
-        "errorCode": fault.error_code if fault is not None else "NoError",
-        "status": conn.status,
+        "errorCode": _ocpp(fault.error_code) if fault is not None else "NoError",
+        # Connector.derive() yields only OCPP's statuses (fleet.model.connector.STATUSES).
+        "status": cast(ChargePointStatus, conn.status),
         "timestamp": iso8601(now),
     }
     if fault is not None:
@@ -106,7 +120,8 @@ def raise_fault(st: StationPort, error: VendorError, now: float, connector_id: i
     conn.fault = Fault(error.ocpp_code, error.info, error.vendor_code, faulting)
     tx = st.transaction
     if tx is not None and tx.stop_reason is None and conn.faulted:
-        st.stop_transaction(behaviour.stop_reason or "Other", now)
+        # The catalogue's stop reasons are OCPP's (tests/model/test_fault_catalogue.py).
+        st.stop_transaction(cast(Reason, behaviour.stop_reason or "Other"), now)
     if conn.faulted:
         # 5.13: a reservation ends when the Charge Point or its connector faults.
         st.set_reservation(None, now)
@@ -136,33 +151,25 @@ def _update_status_reporting(st: StationPort, connector_id: int, now: float) -> 
         conn.reported = None
 
 
+def _error_payload(conn: Connector, error: VendorError, now: float) -> StatusNotificationRequest:
+    """The connector's status, carrying ``error`` (whatever fault the connector has)."""
+    payload = status_payload(conn, now)
+    payload["errorCode"] = _ocpp(error.ocpp_code)
+    payload["info"] = error.info
+    payload["vendorId"] = VENDOR_ID
+    payload["vendorErrorCode"] = error.vendor_code
+    return payload
+
+
 def _report_error(st: StationPort, conn: Connector, error: VendorError, now: float) -> None:
     """A one-off StatusNotification carrying ``error`` and the unchanged status."""
     if not st.online or st.boot_status != "Accepted":
         return
-    payload = status_payload(conn, now)
-    payload.update(
-        errorCode=error.ocpp_code,
-        info=error.info,
-        vendorId=VENDOR_ID,
-        vendorErrorCode=error.vendor_code,
-    )
-    st.outbox.append(Outgoing("StatusNotification", payload))
+    st.send("StatusNotification", _error_payload(conn, error, now))
 
 
 def report_local_list_conflict(st: StationPort, now: float) -> None:
     """The CSMS's idTagInfo contradicts the Local Authorization List: a StatusNotification
     on connector 0 carrying the guide's LocalListConflict error (0x30000E) and the
     connector's unchanged status."""
-    conn = st.connectors[0]
-    error = LOCAL_LIST_CONFLICT
-    payload: JsonDict = {
-        "connectorId": 0,
-        "errorCode": error.ocpp_code,
-        "info": error.info,
-        "status": conn.status,
-        "timestamp": iso8601(now),
-        "vendorId": VENDOR_ID,
-        "vendorErrorCode": error.vendor_code,
-    }
-    st.outbox.append(Outgoing("StatusNotification", payload))
+    st.send("StatusNotification", _error_payload(st.connectors[0], LOCAL_LIST_CONFLICT, now))

@@ -9,8 +9,16 @@ the outbox (:mod:`fleet.model.outbox`), which delivers them in order.
 
 from __future__ import annotations
 
+from fleet.model import messages
 from fleet.model.auth import ACCEPTED, IdTagInfo
-from fleet.model.outbox import Outgoing
+from fleet.model.messages import (
+    Reason,
+    StartTransactionRequest,
+    StartTransactionResponse,
+    StopTransactionRequest,
+    StopTransactionResponse,
+)
+from fleet.model.outbox import Outgoing, wire
 from fleet.model.port import StationPort
 from fleet.model.records import JsonDict, Transaction, iso8601
 from fleet.model.smart_charging import ProfileRejected, parse_profile
@@ -193,7 +201,9 @@ def authorize_offline(st: StationPort, id_tag: str, now: float) -> None:
     authorized(st, id_tag, decision, now, local=True)
 
 
-def authorize_answered(st: StationPort, id_tag: str, info_payload: JsonDict, now: float) -> None:
+def authorize_answered(
+    st: StationPort, id_tag: str, info_payload: messages.IdTagInfo, now: float
+) -> None:
     st.driver.authorizing = None
     info = learn(st, id_tag, info_payload, now)
     if not st.config.get_bool("AuthenticationOCPPMode"):
@@ -203,7 +213,11 @@ def authorize_answered(st: StationPort, id_tag: str, info_payload: JsonDict, now
 
 
 def learn(
-    st: StationPort, id_tag: str, info_payload: JsonDict, now: float, report: bool = True
+    st: StationPort,
+    id_tag: str,
+    info_payload: messages.IdTagInfo,
+    now: float,
+    report: bool = True,
 ) -> IdTagInfo:
     """An idTagInfo from the CSMS: update the cache, report a conflict with the list.
 
@@ -274,7 +288,7 @@ def start_transaction(
     tx.authorized_locally = local
     st.next_local_tx += 1
     st.transaction = tx
-    payload: JsonDict = {
+    payload: StartTransactionRequest = {
         "connectorId": 1,
         "idTag": id_tag,
         "meterStart": meter_start,
@@ -296,7 +310,7 @@ def start_transaction(
             pass  # checked when the request was accepted; the store may have filled since
         st.pending_tx_profile = None
     st.driver.pending_parent = None
-    st.queue_transaction_message(Outgoing("StartTransaction", payload, tx))
+    st.queue_transaction_message(Outgoing("StartTransaction", wire(payload), tx))
     st.recompute_draw(now)
     if st.stop_measurands:
         tx.samples.append(metering.meter_value(st, now, "Transaction.Begin", st.stop_measurands))
@@ -305,7 +319,9 @@ def start_transaction(
     st.observer.transaction_started(1, id_tag)
 
 
-def start_answered(st: StationPort, tx: Transaction, payload: JsonDict, now: float) -> None:
+def start_answered(
+    st: StationPort, tx: Transaction, payload: StartTransactionResponse, now: float
+) -> None:
     tx.transaction_id = int(payload["transactionId"])
     if st.smart.profiles and tx is st.transaction:
         st.recompute_draw(now)  # a TxProfile may name the transaction by this id
@@ -329,20 +345,25 @@ def start_answered(st: StationPort, tx: Transaction, payload: JsonDict, now: flo
         check_energy_limit(st, now)
 
 
-def stop_answered(st: StationPort, request: JsonDict, payload: JsonDict, now: float) -> None:
+def stop_answered(
+    st: StationPort, request: JsonDict, payload: StopTransactionResponse, now: float
+) -> None:
     info = payload.get("idTagInfo")
     id_tag = request.get("idTag")
     if info is not None and id_tag is not None:
         learn(st, id_tag, info, now, report=False)  # the session is over
 
 
-def stop_transaction(st: StationPort, reason: str, now: float, id_tag: str | None = None) -> None:
+def stop_transaction(
+    st: StationPort, reason: Reason, now: float, id_tag: str | None = None
+) -> None:
     tx = st.transaction
     assert tx is not None
     st.integrate(now)
     tx.stop_reason = reason
     meter_stop = int(st.meter.energy_wh)
-    payload: JsonDict = {
+    payload: StopTransactionRequest = {
+        "transactionId": 0,  # filled in when sent
         "meterStop": meter_stop,
         "timestamp": iso8601(now),
         "reason": reason,
@@ -352,7 +373,7 @@ def stop_transaction(st: StationPort, reason: str, now: float, id_tag: str | Non
     if st.stop_measurands:
         tx.samples.append(metering.meter_value(st, now, "Transaction.End", st.stop_measurands))
         payload["transactionData"] = tx.samples
-    st.queue_transaction_message(Outgoing("StopTransaction", payload, tx))
+    st.queue_transaction_message(Outgoing("StopTransaction", wire(payload), tx))
     st.transaction = None
     st.smart.transaction_ended(tx.transaction_id)
     c1 = st.connectors[1]
