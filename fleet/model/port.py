@@ -24,8 +24,6 @@ from fleet.model.messages import (
     FirmwareStatus,
     GetDiagnosticsRequest,
     GetDiagnosticsResponse,
-    MeterValue,
-    ReadingContext,
     Reason,
     StationRequest,
     StatusNotificationRequest,
@@ -92,7 +90,6 @@ class StationPort(Protocol):
     """When the charging schedule steps to its next limit (smart charging)."""
 
     # Configuration, read once per change (see Station.apply_config).
-    heartbeat_interval: int
     sample_interval: int
     offline_sample_interval: int
     minimum_status_duration: int
@@ -125,17 +122,13 @@ class StationPort(Protocol):
     def clear_fault(self, now: float, connector_id: int = 1) -> None: ...
     def report_local_list_conflict(self, now: float) -> None: ...
 
-    # -- transactions, authorization, metering (features/transaction.py, metering.py)
+    # -- transactions and authorization (features/transaction.py)
     def request_authorization(self, id_tag: str, now: float) -> None: ...
     def authorized(
         self, id_tag: str, info: IdTagInfo, now: float, *, local: bool = False
     ) -> None: ...
     def clear_pending_tag(self) -> None: ...
     def stop_transaction(self, reason: Reason, now: float, id_tag: str | None = None) -> None: ...
-    def check_energy_limit(self, now: float) -> None: ...
-    def meter_value(
-        self, now: float, context: ReadingContext, measurands: tuple[str, ...]
-    ) -> MeterValue: ...
     def queue_transaction_message(self, msg: Outgoing) -> None: ...
 
     # -- reservation (features/reservation.py), smart charging (features/smart_charging.py)

@@ -45,8 +45,6 @@ from fleet.model.messages import (
     BootNotificationRequest,
     BootNotificationResponse,
     DataTransferRequest,
-    MeterValue,
-    ReadingContext,
     Reason,
     ResetRequest,
     ResetResponse,
@@ -611,14 +609,6 @@ class Station:
 
     def stop_transaction(self, reason: Reason, now: float, id_tag: str | None = None) -> None:
         transaction.stop_transaction(self, reason, now, id_tag)
-
-    def check_energy_limit(self, now: float) -> None:
-        transaction.check_energy_limit(self, now)
-
-    def meter_value(
-        self, now: float, context: ReadingContext, measurands: tuple[str, ...]
-    ) -> MeterValue:
-        return metering.meter_value(self, now, context, measurands)
 
     def set_reservation(self, reservation_: Reservation | None, now: float) -> None:
         reservation.set_reservation(self, reservation_, now)
