@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck bench clean interop-deps
+.PHONY: setup demo test lint typecheck docs bench clean interop-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The reference in docs/ as a static site, into site/. --strict: a broken link or anchor
+# (MkDocs' validation settings in mkdocs.yml) fails the build.
+docs: setup
+	$(BIN)/mkdocs build --strict --quiet
+
 # The interop test (tests/interop) runs the stations against ocpp-rpc, a Node OCPP-J
 # implementation; its pinned dependencies are installed here when npm is available.
 # Without Node the test skips, and `make test` still works.
@@ -41,7 +46,7 @@ $(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
 
 interop-deps: $(if $(NPM),$(INTEROP_STAMP))
 
-test: lint typecheck interop-deps
+test: lint typecheck docs interop-deps
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # Benchmarks (not tests): about 9 minutes; BENCH_ARGS=--quick for about 2. Writes

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from fleet import capacity as cap
 from fleet.csms.server import CsmsThread
+from fleet.reports import capacity as cap
 from fleet.reports import slo as slo_mod
 
 SERVICE_S = 0.035

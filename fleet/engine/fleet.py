@@ -13,8 +13,10 @@ from typing import Any
 
 from fleet.engine.link import StationLink
 from fleet.engine.security import Security, TlsSettings
+from fleet.engine.transfer import TransferRunner
 from fleet.metrics.stats import FleetStats
 from fleet.model.station import Station
+from fleet.model.transfers import Download, Upload
 
 FREEZE_EVERY = 500
 """Fleet.add moves the process's objects to the GC's permanent generation (gc.freeze)
@@ -26,6 +28,10 @@ Sample = tuple[str, float, int, str | None]
 
 class Fleet:
     """Owns every :class:`StationLink` on one event loop; lives on the loop thread.
+
+    Each link gets the fleet as its :class:`~fleet.engine.link.LinkOwner` (and the
+    transfer runner as its :class:`~fleet.engine.transfer.TransferOwner`): they know
+    the few things of it they use, and import nothing of this module.
 
     Samples of station-initiated exchanges go to ``samples``, a deque that another
     thread (Locust's greenlet) may drain: deque appends and pops are thread-safe.
@@ -66,8 +72,8 @@ class Fleet:
         # Run-wide knobs from the command line / web UI for the scenario directors
         # (e.g. "offline_share", "fault_rate"); None or absent: the profile's value.
         self.overrides: dict[str, Any] = {}
-        # fleet.engine.transfer.TransferRunner, made by run_effect at the first file transfer.
-        self.transfer_runner: Any = None
+        # Made by run_effect at the first file transfer.
+        self.transfer_runner: TransferRunner | None = None
         # The model works in Unix time (timestamps in messages); timers use the
         # loop's monotonic clock. One offset, taken once, maps between them (factor 1);
         # compressed, model time = t0 + (loop time - l0) * factor.
@@ -154,9 +160,6 @@ class Fleet:
         :class:`fleet.engine.transfer.TransferRunner`, made at the first transfer; set
         one beforehand to change its pool size, timeouts, TLS context or HTTP method).
         """
-        from fleet.engine.transfer import TransferRunner
-        from fleet.model.transfers import Download, Upload
-
         if not isinstance(effect, Upload | Download):
             raise NotImplementedError(f"no runner for {type(effect).__name__}")
         if self.transfer_runner is None:

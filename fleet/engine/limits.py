@@ -75,16 +75,3 @@ def enforce(stations: int | None) -> None:
     if problem is not None:
         sys.stderr.write(f"fleet: {problem}\n")
         sys.exit(2)
-
-
-def enforce_locust(environment: object) -> None:
-    """:func:`enforce` for a Locust process at ``init``: a standalone (local) runner
-    holds all ``--users`` stations; a master holds none; a worker learns its share from
-    the master only when the test starts, so it raises the limit here and its stations
-    are checked by the process that launched it (``fleet run``)."""
-    from locust.runners import LocalRunner
-
-    runner = getattr(environment, "runner", None)
-    opts = getattr(environment, "parsed_options", None)
-    users = getattr(opts, "num_users", None)
-    enforce(users if isinstance(runner, LocalRunner) and isinstance(users, int) else None)

@@ -17,7 +17,7 @@ import random
 import ssl
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
 from websockets.client import ClientProtocol
@@ -27,7 +27,13 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
 
-from fleet.engine.security import CLIENT_LOGGER, SecurityConfigError, redact_url, split_userinfo
+from fleet.engine.security import (
+    CLIENT_LOGGER,
+    Security,
+    SecurityConfigError,
+    redact_url,
+    split_userinfo,
+)
 from fleet.model.station import CSMS_ACTIONS, Reboot, Reconnect, Station
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
@@ -38,7 +44,7 @@ RawReply = Callable[[str, "list[Any] | str"], None]
 ``(unique id, "closed" | "abandoned")`` when the connection ends first."""
 
 if TYPE_CHECKING:
-    from fleet.engine.fleet import Fleet
+    from fleet.metrics.stats import FleetStats
 
 log = logging.getLogger("fleet.link")
 
@@ -136,12 +142,46 @@ class _Wire(asyncio.Protocol):
             self.link._wire_lost(exc)
 
 
+class LinkOwner(Protocol):
+    """What a link needs from the fleet that owns it, and all it may use of it.
+
+    The link receives its owner (:class:`fleet.engine.fleet.Fleet` is one) and never
+    imports it: the fleet knows its links, a link knows only this. Its loop and its
+    model clock (``now``, ``loop_time``; ``t0``, ``real`` and ``call_at_model`` for the
+    behaviours that reach the clock through ``link.fleet``), the counters and the sample
+    outlet, the shared TLS state, and where the effects go that a link does not carry out
+    itself (file transfers), and where it says it is gone.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    stats: FleetStats
+    validate: bool
+    security: Security
+    time_compression: float
+    clock_offset: float
+    t0: float
+
+    def now(self) -> float: ...
+
+    def loop_time(self, model_time: float) -> float: ...
+
+    def real(self, model_seconds: float) -> float: ...
+
+    def call_at_model(self, model_time: float, fn: Callable[[], Any]) -> asyncio.TimerHandle: ...
+
+    def sample(self, action: str, seconds: float, size: int, error: str | None) -> None: ...
+
+    def run_effect(self, link: StationLink, effect: object) -> None: ...
+
+    def forget(self, link: StationLink) -> None: ...
+
+
 class StationLink:
     """Connects a :class:`Station` to its CSMS and keeps it connected."""
 
     def __init__(
         self,
-        fleet: Fleet,
+        fleet: LinkOwner,
         station: Station,
         url: str,
         *,

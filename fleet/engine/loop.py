@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 
-def _start_real_thread(target: Any) -> None:
+def start_real_thread(target: Callable[[], None], name: str) -> None:
+    """A real OS thread even when gevent has patched ``threading`` (see above); ``name``
+    is its name where it can have one (an unpatched process)."""
     try:
         from gevent import monkey
 
@@ -24,7 +27,7 @@ def _start_real_thread(target: Any) -> None:
             return
     except ImportError:  # pragma: no cover - gevent comes with locust
         pass
-    threading.Thread(target=target, name="fleet-loop", daemon=True).start()
+    threading.Thread(target=target, name=name, daemon=True).start()
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -53,7 +56,7 @@ class LoopThread:
     def start(self) -> LoopThread:
         # call_soon_threadsafe queues work even before run_forever starts, so
         # there is no need to wait for the thread to be up.
-        _start_real_thread(self._run)
+        start_real_thread(self._run, "fleet-loop")
         self.started = True
         return self
 

@@ -48,17 +48,18 @@ import io
 import logging
 import secrets
 import ssl
-import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit
 
+from fleet.engine.loop import start_real_thread
 from fleet.model.transfers import Download, Upload, redact_url
 
 if TYPE_CHECKING:
-    from fleet.engine.fleet import Fleet
+    import asyncio
+
     from fleet.engine.link import StationLink
 
 __all__ = ["TransferError", "TransferRunner", "download", "upload"]
@@ -299,19 +300,6 @@ def _describe(exc: BaseException, url: str) -> str:
 # -- a pool of real threads -------------------------------------------------------------
 
 
-def _start_real_thread(target: Callable[[], None]) -> None:
-    """A real OS thread even when gevent has patched ``threading`` (see fleet.engine.loop)."""
-    try:
-        from gevent import monkey  # type: ignore[import-untyped]
-
-        if monkey.is_module_patched("threading"):
-            monkey.get_original("_thread", "start_new_thread")(target, ())
-            return
-    except ImportError:  # pragma: no cover - gevent comes with locust
-        pass
-    threading.Thread(target=target, name="fleet-transfer", daemon=True).start()
-
-
 class _Pool:
     """At most ``workers`` real threads taking jobs from one C-level queue."""
 
@@ -327,7 +315,7 @@ class _Pool:
         self._queue.put(job)
         if self._started < self._max:
             self._started += 1
-            _start_real_thread(self._work)
+            start_real_thread(self._work, "fleet-transfer")
 
     def _work(self) -> None:
         while True:
@@ -351,12 +339,21 @@ class _Pool:
 # -- the runner the Fleet uses ----------------------------------------------------------
 
 
+class TransferOwner(Protocol):
+    """What a runner uses of the fleet it serves (:class:`fleet.engine.fleet.Fleet` is
+    one, and imports this module; this module does not import it): the loop results
+    go back to, and the TLS context the stations' websockets use."""
+
+    loop: asyncio.AbstractEventLoop
+    ssl_context: ssl.SSLContext | None
+
+
 class TransferRunner:
-    """Carries out transfer effects for the stations of one :class:`Fleet`."""
+    """Carries out transfer effects for the stations of one fleet."""
 
     def __init__(
         self,
-        fleet: Fleet,
+        fleet: TransferOwner,
         *,
         ssl_context: ssl.SSLContext | None = None,
         workers: int = WORKERS,

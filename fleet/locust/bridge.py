@@ -21,7 +21,7 @@ from locust.runners import WorkerRunner
 from fleet.engine.fleet import Fleet
 from fleet.engine.loop import LoopThread
 from fleet.engine.security import TlsSettings
-from fleet.locust import distributed, misbehave
+from fleet.locust import current, distributed, misbehave
 from fleet.metrics.stats import FleetStats
 from fleet.model.config import ConfigStore
 from fleet.model.station import BootInfo, Station
@@ -39,9 +39,7 @@ class OcppFailure(Exception):
 
 
 class Bridge:
-    """The fleet of one Locust process."""
-
-    _instance: Bridge | None = None
+    """The fleet of one Locust process (published in :mod:`fleet.locust.current`)."""
 
     def __init__(self, environment: Environment) -> None:
         self.env = environment
@@ -97,14 +95,15 @@ class Bridge:
 
     @classmethod
     def get(cls, environment: Environment) -> Bridge:
-        old = cls._instance
-        if old is not None and old.env is environment:
+        old = current.running()
+        if isinstance(old, Bridge) and old.env is environment:
             if old.key == options_key(environment.parsed_options) or old._numbers:
                 return old
             # The web UI's start form changed the profile or a knob between runs.
             old.close()
-        cls._instance = cls(environment)
-        return cls._instance
+        bridge = cls(environment)
+        current.publish(bridge)
+        return bridge
 
     # -- stations --------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from locust.env import Environment
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 from prometheus_client.core import Metric
 
+from fleet.locust import current
 from fleet.metrics import exporter
 from fleet.metrics.exporter import StationRow
 from fleet.metrics.stats import GAUGES, FleetStats, Snapshot, merge, snapshot
@@ -96,15 +97,13 @@ def setup(environment: Environment) -> None:
 
 def _report(environment: Environment, data: dict[str, Any]) -> None:
     """On a worker, in its report greenlet: add our snapshot to the worker report."""
-    from fleet.locust.bridge import Bridge
-
-    bridge = Bridge._instance
-    if bridge is None or bridge.env is not environment:
+    running = current.of(environment)
+    if running is None:
         return  # no station yet: nothing to add
-    part: dict[str, Any] = {"stats": snapshot(bridge.stats)}
+    part: dict[str, Any] = {"stats": snapshot(running.stats)}
     opts = environment.parsed_options  # the master's options arrive with each spawn
     if getattr(opts, "fleet_metrics_per_station", False):
-        part["stations"] = [_row_to_wire(row) for row in station_rows(bridge.fleet.links)]
+        part["stations"] = [_row_to_wire(row) for row in station_rows(running.fleet.links)]
     data[REPORT_KEY] = part
 
 
@@ -167,12 +166,8 @@ class Aggregator:
 
 def _local_stats(environment: Environment) -> FleetStats:
     """This process's fleet now (the web UI's start form may have replaced it)."""
-    from fleet.locust.bridge import Bridge
-
-    bridge = Bridge._instance
-    if bridge is None or bridge.env is not environment:
-        return FleetStats()
-    return bridge.stats
+    running = current.of(environment)
+    return FleetStats() if running is None else running.stats
 
 
 def _local_families(environment: Environment, per_station: bool) -> Iterator[Metric]:
@@ -185,12 +180,8 @@ def _local_families(environment: Environment, per_station: bool) -> Iterator[Met
 
 
 def _local_rows(environment: Environment) -> list[StationRow]:
-    from fleet.locust.bridge import Bridge
-
-    bridge = Bridge._instance
-    if bridge is None or bridge.env is not environment:
-        return []
-    return _capped(station_rows(bridge.fleet.links))
+    running = current.of(environment)
+    return [] if running is None else _capped(station_rows(running.fleet.links))
 
 
 _warned_cap = False

@@ -29,7 +29,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from fleet.metrics.stats import FleetStats
+from fleet.locust import current, metrics
 from fleet.scenarios.misbehave import MisbehaveDirector, table
 
 REQUEST_TYPE = "MISBEHAVE"
@@ -56,11 +56,11 @@ def _drain(bridge: Any, director: MisbehaveDirector) -> None:
     fire = bridge.env.events.request.fire
     samples = director.samples
     failures: dict[str, MisbehaveFinding] = {}
-    current = False  # Bridge.get() makes it the instance once its __init__ returns
+    published = False  # Bridge.get() publishes it once its __init__ returns
     while True:
-        if type(bridge)._instance is bridge:
-            current = True
-        elif current:
+        if current.running() is bridge:
+            published = True
+        elif published:
             break  # a new fleet (the web UI's form changed) has its own director and drain
         while samples:
             out = samples.popleft()
@@ -83,23 +83,6 @@ def _drain(bridge: Any, director: MisbehaveDirector) -> None:
 
 
 # -- the report ------------------------------------------------------------------------------
-
-
-def _fleet_stats(environment: Environment) -> FleetStats | None:
-    """This process's FleetStats, or on a master the workers' sum (fleet.locust.metrics
-    keeps it from their reports); None when there is none."""
-    from fleet.locust import metrics
-
-    fleet_stats = getattr(metrics, "fleet_stats", None)
-    if callable(fleet_stats):
-        stats = fleet_stats(environment)
-        return stats if isinstance(stats, FleetStats) else None
-    if isinstance(environment.runner, MasterRunner):
-        return None
-    from fleet.locust.bridge import Bridge
-
-    bridge = Bridge._instance
-    return bridge.stats if bridge is not None and bridge.env is environment else None
 
 
 def _from_locust(environment: Environment) -> str:
@@ -128,8 +111,8 @@ def report(environment: Environment) -> str:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         return ""
-    stats = _fleet_stats(environment)
-    text = "" if stats is None else table(stats.misbehave_sent, stats.misbehave_answers)
+    stats = metrics.fleet_stats(environment)  # on a master: the workers' sum
+    text = table(stats.misbehave_sent, stats.misbehave_answers)
     if not text and isinstance(runner, MasterRunner):
         text = _from_locust(environment)
     return text

@@ -15,7 +15,7 @@ from typing import Any
 import gevent
 from locust import User, events, task
 from locust.env import Environment
-from locust.runners import MasterRunner
+from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
@@ -33,7 +33,7 @@ def _init(environment: Environment, **_: Any) -> None:
     opts = environment.parsed_options
     if opts is None:
         return
-    limits.enforce_locust(environment)  # one open file per station (issue 7)
+    _enforce_open_files(environment)  # one open file per station (issue 7)
     try:
         # Registers the master/worker messages; a worker gets the master's profile.
         profile = distributed.setup(environment)
@@ -55,6 +55,16 @@ def _init(environment: Environment, **_: Any) -> None:
     metrics.setup(environment)
     webui.setup(environment)
     summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
+
+
+def _enforce_open_files(environment: Environment) -> None:
+    """:func:`fleet.engine.limits.enforce` at ``init``: a standalone (local) runner
+    holds all ``--users`` stations; a master holds none; a worker learns its share from
+    the master only when the test starts, so it raises the limit here and its stations
+    are checked by the process that launched it (``fleet run``)."""
+    users = getattr(environment.parsed_options, "num_users", None)
+    local = isinstance(environment.runner, LocalRunner) and isinstance(users, int)
+    limits.enforce(users if local else None)
 
 
 class ChargeProUser(User):

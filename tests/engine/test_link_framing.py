@@ -18,7 +18,7 @@ import pytest
 from support import until
 from websockets.frames import apply_mask
 
-from fleet.bench_sink import SinkConnection, canned
+from fleet.bench.sink import SinkConnection, canned
 from fleet.engine.fleet import Fleet
 from fleet.engine.loop import new_event_loop
 from fleet.model.config import ConfigStore

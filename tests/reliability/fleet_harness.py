@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fleet.bench.soak import start_csms
 from fleet.csms.ledger import JournaledLedger, Ledger
 from fleet.engine.fleet import Fleet
 from fleet.engine.link import StationLink
 from fleet.model.config import ConfigStore
 from fleet.model.station import Station
-from fleet.soak import start_csms
 
 
 class CsmsProcess:

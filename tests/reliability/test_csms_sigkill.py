@@ -37,10 +37,10 @@ from fleet_harness import (
 )
 from support import until
 
+from fleet.bench.soak import raise_fd_limit
 from fleet.engine.fleet import Fleet
 from fleet.engine.link import BACKOFF_BASE, BACKOFF_CAP, StationLink
 from fleet.engine.loop import new_event_loop
-from fleet.soak import raise_fd_limit
 
 STATIONS = 1000
 OUTAGE = 60.0  # seconds: "restarted a minute later"

@@ -1,13 +1,13 @@
 """The gevent-hub check: is Locust's hub ever starved while a worker boots a fleet?
 
 A real Locust master and one real worker (two processes, ZeroMQ between them) run
-the fleet's ``ChargeProUser`` (via fleet.bench_locustfile) against the bench's sink;
+the fleet's ``ChargeProUser`` (via fleet.bench.hub_locustfile) against the bench's sink;
 the worker spawns all its stations at once: a boot storm of 10,000 websocket
 handshakes, BootNotifications and StatusNotifications on the fleet's event loop, in
 its own OS thread, while the gevent hub runs Locust's own greenlets (spawning the
 users, heartbeats to the master, stats reports) in the same process.
 
-Measured (see fleet.bench_locustfile): the worker's hub lag (a greenlet due every
+Measured (see fleet.bench.hub_locustfile): the worker's hub lag (a greenlet due every
 10 ms), the largest gap between two heartbeats the master answered, heartbeats
 missed by that count (a gap of g seconds misses round(g) - 1 of the 1 s beats), and
 the master's own verdict: the lines "failed to send heartbeat" it logs when a worker
@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-LOCUSTFILE = str(Path(__file__).with_name("bench_locustfile.py"))
+LOCUSTFILE = str(Path(__file__).with_name("hub_locustfile.py"))
 
 
 def _free_port() -> int:

@@ -1,6 +1,6 @@
 """Soak benchmark: a fleet running for a long time, watched for leaks.
 
-``python -m fleet.soak --minutes 30 --stations 2000`` runs the stations of a profile
+``fleet soak --minutes 30 --stations 2000`` runs the stations of a profile
 (default ``demo``: sessions all the time) on the real engine in this process, against
 the reference CSMS in a *separate* process (``fleet csms``), so what is measured here
 is the fleet alone: the CSMS's ledger grows by design and must not blur the numbers.
@@ -272,8 +272,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fleet.soak", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m fleet.bench.soak") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--stations", type=int, default=2000)
     parser.add_argument("--spawn-rate", type=float, default=100.0)

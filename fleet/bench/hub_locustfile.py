@@ -1,4 +1,4 @@
-"""The locustfile of the gevent-hub check (see fleet.bench_locust): the fleet's own
+"""The locustfile of the gevent-hub check (see fleet.bench.hub): the fleet's own
 ``ChargeProUser`` plus probes, written to ``$FLEET_BENCH_OUT/<role>.json``.
 
 * worker: a greenlet due every 10 ms records how late the hub wakes it (the hub is
@@ -78,14 +78,14 @@ class WorkerProbe:
             self.lags.append(clock() - t - PERIOD)
 
     def _report(self) -> None:
-        from fleet.locust import bridge
+        from fleet.locust import current
 
         while True:
             gevent.sleep(0.5)
-            fleet_bridge = bridge.Bridge._instance
-            if fleet_bridge is not None:
+            running = current.running()
+            if running is not None:
                 # The most at once: the stations stop (and count down) at the end.
-                self.booted = max(self.booted, fleet_bridge.stats.boot_status["Accepted"])
+                self.booted = max(self.booted, running.stats.boot_status["Accepted"])
                 if self.all_booted is None and STATIONS and self.booted >= STATIONS:
                     self.all_booted = time.monotonic()
             gaps = [b - a for a, b in zip(self.heartbeats, self.heartbeats[1:], strict=False)]

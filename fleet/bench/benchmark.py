@@ -5,7 +5,7 @@
 Not a test: the numbers depend on the machine (and on whatever else runs on it). Every
 part runs in its own process, so RSS and CPU time are that process's alone:
 
-* the **sink CSMS** (``fleet.bench_sink``) answers every CALL at once with a canned
+* the **sink CSMS** (``fleet.bench.sink``) answers every CALL at once with a canned
   CALLRESULT; it is never the bottleneck, and its CPU is not counted;
 * **engine** runs (``--engine N``): N stations on the real engine (``Fleet`` /
   ``StationLink``, one uvloop loop, schema validation on in both directions), in a
@@ -36,10 +36,10 @@ part runs in its own process, so RSS and CPU time are that process's alone:
     trips the stations measured (sink and kernel included) are reported too;
 * **max stations per worker**: the hold workload at the most stations the open-file
   limit allows (and at smaller sizes if that fails), full run only;
-* the **baseline** (``fleet.bench_baseline``): the same workloads written the way most
+* the **baseline** (``fleet.bench.baseline``): the same workloads written the way most
   Python simulators are, one ``ocpp`` library ``ChargePoint`` per station over a
   ``websockets`` client connection, asyncio tasks; the table shows the ratio;
-* the **gevent hub** check (``fleet.bench_locust``): a real Locust master and one real
+* the **gevent hub** check (``fleet.bench.hub``): a real Locust master and one real
   worker running the fleet's own locustfile; the worker boots 10,000 stations at
   once (a boot storm) while a greenlet measures how late the gevent hub wakes it (due
   every 10 ms) and the gaps between the master's heartbeat replies; the master's log
@@ -359,7 +359,7 @@ class Sink:
             [
                 sys.executable,
                 "-m",
-                "fleet.bench_sink",
+                "fleet.bench.sink",
                 "--port",
                 str(self.port),
                 "--heartbeat-interval",
@@ -391,7 +391,7 @@ def _child(args: list[str], timeout: float) -> dict[str, Any]:
 
 def run_engine(sink: Sink, n: int, seconds: float, validate: bool, steps: str) -> dict[str, Any]:
     args = [
-        "fleet.bench",
+        "fleet.bench.benchmark",
         "--engine",
         str(n),
         "--url",
@@ -409,7 +409,7 @@ def run_engine(sink: Sink, n: int, seconds: float, validate: bool, steps: str) -
 def run_baseline(sink: Sink, n: int, seconds: float) -> dict[str, Any]:
     return _child(
         [
-            "fleet.bench_baseline",
+            "fleet.bench.baseline",
             "--stations",
             str(n),
             "--url",
@@ -422,7 +422,7 @@ def run_baseline(sink: Sink, n: int, seconds: float) -> dict[str, Any]:
 
 
 def run_locust(sink: Sink, n: int, seconds: float) -> dict[str, Any]:
-    from fleet.bench_locust import run
+    from fleet.bench.hub import run
 
     return run(sink.url, n, seconds)
 

@@ -1,6 +1,6 @@
 """The benchmark's sink CSMS: answers every CALL at once, as cheaply as possible.
 
-    python -m fleet.bench_sink --port P [--heartbeat-interval 60]
+    python -m fleet.bench.sink --port P [--heartbeat-interval 60]
 
 It runs in its own process (its CPU is not the station process's) and must keep up
 with 10,000+ stations on the other core of a 2-core machine, so it is not built on
@@ -173,7 +173,7 @@ async def serve(port: int, interval: int, host: str = "127.0.0.1") -> asyncio.Se
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fleet.bench_sink", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fleet.bench.sink", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--heartbeat-interval", type=int, default=3600)
     args = parser.parse_args(argv)

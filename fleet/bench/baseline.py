@@ -1,6 +1,6 @@
 """The side-by-side baseline: the bench's workloads written the usual way.
 
-    python -m fleet.bench_baseline --stations 1000 --url ws://127.0.0.1:P/ocpp [--seconds 12]
+    python -m fleet.bench.baseline --stations 1000 --url ws://127.0.0.1:P/ocpp [--seconds 12]
 
 This is how most Python charge-point simulators are written (and what the ``ocpp``
 library's own examples show): one ``ocpp.v16.ChargePoint`` per station over a
@@ -10,7 +10,7 @@ library's default: ``jsonschema`` in the default thread pool), the default async
 event loop, websockets' default connection settings. Nothing is tuned, on purpose:
 the point is the ratio to what a user would otherwise run.
 
-It measures what ``fleet.bench`` measures for the engine, the same way (process CPU
+It measures what ``fleet bench`` measures for the engine, the same way (process CPU
 time over a window / exchanges completed, RSS delta / stations, boot time until every
 station is Accepted and has sent its StatusNotification), against the same sink, and
 prints one JSON line.
@@ -184,7 +184,7 @@ async def measure(n: int, url: str, seconds: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fleet.bench_baseline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fleet.bench.baseline", description=__doc__)
     parser.add_argument("--stations", type=int, default=1000)
     parser.add_argument("--url", required=True)
     parser.add_argument("--seconds", type=float, default=12.0)
