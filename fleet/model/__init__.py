@@ -16,5 +16,5 @@ Where things live:
   derivation), ``meter`` (energy, EV), ``auth`` (local list, cache), ``reservation``,
   ``smart_charging`` (profile store, composite schedule), ``faults`` (vendor errors).
 
-Imports go one way, from ``station`` down; tests/model/test_layout.py checks it.
+Imports go one way, from ``station`` down; tests/test_layers.py checks it.
 """

@@ -20,7 +20,7 @@ Rules: a feature module receives the station as a
 ``records``, ``outbox`` and ``port``: never ``station.py``, and of the other features
 only ``metering`` (the sampled values a transaction and a trigger both send). What one
 feature needs of another is a method of the port (the station forwards it), so no
-feature depends on another's internals. tests/model/test_layout.py keeps this true.
+feature depends on another's internals. tests/test_layers.py keeps this true.
 A module answering CSMS CALLs exports ``HANDLERS`` (action -> handler); the station
 merges them into its routing table.
 
