@@ -466,8 +466,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
         POWER_CYCLE,
         _OTHER,
         "residual-current (RDC-DD) board error: the "
-        "relay must not close without it; its self-test runs at power-up (\"after Power "
-        "Cycle\") and before each relay close, so it is latched until the next power cycle",
+        'relay must not close without it; its self-test runs at power-up ("after Power '
+        'Cycle") and before each relay close, so it is latched until the next power cycle',
     ),
     "0x300011": _fault(
         1,

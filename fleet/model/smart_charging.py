@@ -322,7 +322,7 @@ class SmartCharging:
         """
         profiles = self._applicable(connector_id, transaction_id, tx_start is not None)
         limit, minimum = self._bounds(profiles, t, unit, phases, tx_start, voltage)
-        return _honour_minimum(limit, minimum)
+        return None if limit is None else _honour_minimum(limit, minimum)
 
     @staticmethod
     def _bounds(
@@ -360,10 +360,8 @@ class SmartCharging:
                 tx_limit = value
             else:
                 default_limit = value
-        if tx_limit is not None:
-            chosen, minimum = tx_limit, minimums[TX]
-        else:
-            chosen, minimum = default_limit, minimums[TX_DEFAULT]
+        chosen = tx_limit if tx_limit is not None else default_limit
+        minimum = minimums[TX] if tx_limit is not None else minimums[TX_DEFAULT]
         if cap is None:
             return chosen, minimum
         minimum = max(minimum, minimums[CHARGE_POINT_MAX])
@@ -416,12 +414,10 @@ class SmartCharging:
         return None if best == _FAR else best
 
 
-def _honour_minimum(limit: float | None, minimum: float) -> float | None:
+def _honour_minimum(limit: float, minimum: float) -> float:
     """A limit below the EV's minimum charging rate suspends charging (0), OCPP 1.6
     ChargingSchedule.minChargingRate; it is never offered as a lower rate."""
-    if limit is not None and limit < minimum:
-        return 0.0
-    return limit
+    return 0.0 if limit < minimum else limit
 
 
 def _convert(value: float, src: str, dst: str, phases: int, voltage: float) -> float:

@@ -69,9 +69,7 @@ def parse(reader: Any, value: Any) -> PowerPlan | None:
     outages = section.get("outages")
     if not isinstance(outages, list) or not outages:
         raise reader.fail("power.outages", "expected a list of outages")
-    return PowerPlan(
-        tuple(_outage(reader, o, f"power.outages.{i}") for i, o in enumerate(outages))
-    )
+    return PowerPlan(tuple(_outage(reader, o, f"power.outages.{i}") for i, o in enumerate(outages)))
 
 
 def _outage(reader: Any, value: Any, where: str) -> Outage:

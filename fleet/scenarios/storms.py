@@ -208,9 +208,7 @@ def _storm(reader: Any, value: Any, where: str, enabled: frozenset[str]) -> Stor
     )
 
 
-def _codes(
-    reader: Any, value: Any, where: str, enabled: frozenset[str]
-) -> tuple[VendorError, ...]:
+def _codes(reader: Any, value: Any, where: str, enabled: frozenset[str]) -> tuple[VendorError, ...]:
     if not isinstance(value, list) or not value:
         raise reader.fail(where, "expected a list of vendor error codes, e.g. [0x30000B]")
     out = []
