@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fleet.scenarios.timers import Director
+from fleet.scenarios.director import Director, common_fields
 
 __all__ = ["Outage", "OutageDirector", "PowerPlan", "parse", "start"]
 
@@ -73,22 +73,8 @@ def parse(reader: Any, value: Any) -> PowerPlan | None:
 
 
 def _outage(reader: Any, value: Any, where: str) -> Outage:
-    if not isinstance(value, dict):
-        raise reader.fail(where, f"expected a mapping, got {type(value).__name__}")
-    item = reader.mapping(value, where, _FIELDS)
-    if "duration" not in item:
-        raise reader.fail(where, "missing field 'duration' (seconds without power)")
-    duration = reader.range(item["duration"], f"{where}.duration", (0.0, 0.0))
-    if duration[0] <= 0:
-        raise reader.fail(f"{where}.duration", "must be > 0 seconds")
-    share = reader.number(item.get("share", 1.0), f"{where}.share", 0.0, 1.0)
-    if share <= 0:
-        raise reader.fail(f"{where}.share", "must be > 0")
-    return Outage(
-        at=reader.number(item.get("at", 0.0), f"{where}.at", 0.0),
-        duration=duration,
-        share=share,
-    )
+    _, common = common_fields(reader, value, where, _FIELDS, " (seconds without power)")
+    return Outage(at=common.at, duration=common.duration, share=common.share)
 
 
 # -- running ---------------------------------------------------------------------------
@@ -98,20 +84,14 @@ class OutageDirector(Director):
     """Runs a plan's outages on the fleet's loop (loop thread only)."""
 
     def __init__(self, fleet: Any, plan: PowerPlan, rng: Any) -> None:
-        super().__init__(fleet, rng)
+        super().__init__(fleet, rng, plan.outages)
         self.plan = plan
         self.cuts = 0  # stations that lost power
 
-    def start(self) -> None:
-        for outage in self.plan.outages:
-            self._later(outage.at, self._begin, outage)
-
     def _begin(self, outage: Outage) -> None:
-        ids = sorted(self.fleet.links)
-        if not ids:
+        chosen = self._pick(outage.share)
+        if not chosen:
             return
-        count = min(len(ids), max(1, round(outage.share * len(ids))))
-        chosen = self.rng.sample(ids, count)
         seconds = self.rng.uniform(*outage.duration)
         for sid in chosen:
             link = self.fleet.links.get(sid)

@@ -71,7 +71,7 @@ from fleet.model.faults import (
     enabled_codes,
     lookup,
 )
-from fleet.scenarios.timers import Director
+from fleet.scenarios.director import Director, common_fields
 
 __all__ = ["FaultPlan", "Storm", "StormDirector", "parse", "start"]
 
@@ -151,17 +151,7 @@ def _code_name(reader: Any, code: Any, where: str) -> str:
 
 
 def _storm(reader: Any, value: Any, where: str, enabled: frozenset[str]) -> Storm:
-    if not isinstance(value, dict):
-        raise reader.fail(where, f"expected a mapping, got {type(value).__name__}")
-    item = reader.mapping(value, where, _FIELDS)
-    if "duration" not in item:
-        raise reader.fail(where, "missing field 'duration'")
-    duration = reader.range(item["duration"], f"{where}.duration", (0.0, 0.0))
-    if duration[0] <= 0:
-        raise reader.fail(f"{where}.duration", "must be > 0 seconds")
-    share = reader.number(item.get("share", 1.0), f"{where}.share", 0.0, 1.0)
-    if share <= 0:
-        raise reader.fail(f"{where}.share", "must be > 0")
+    item, common = common_fields(reader, value, where, _FIELDS)
     correlated = item.get("correlated", False)
     if not isinstance(correlated, bool):
         raise reader.fail(f"{where}.correlated", "expected true or false")
@@ -196,9 +186,9 @@ def _storm(reader: Any, value: Any, where: str, enabled: frozenset[str]) -> Stor
         if repair_after[0] <= 0:
             raise reader.fail(f"{where}.repair_after", "must be > 0 seconds")
     return Storm(
-        at=reader.number(item.get("at", 0.0), f"{where}.at", 0.0),
-        duration=duration,
-        share=share,
+        at=common.at,
+        duration=common.duration,
+        share=common.share,
         codes=codes,
         correlated=correlated,
         rate=rate,
@@ -237,20 +227,14 @@ class StormDirector(Director):
     """Runs a plan's storms on the fleet's loop (loop thread only)."""
 
     def __init__(self, fleet: Any, plan: FaultPlan, rng: Any) -> None:
-        super().__init__(fleet, rng)
+        super().__init__(fleet, rng, plan.storms)
         self.plan = plan
         self.busy: set[tuple[str, int]] = set()  # (station id, connector) with a storm fault
 
-    def start(self) -> None:
-        for storm in self.plan.storms:
-            self._later(storm.at, self._begin, storm)
-
     def _begin(self, storm: Storm) -> None:
-        ids = sorted(self.fleet.links)
-        if not ids:
+        chosen = self._pick(storm.share)
+        if not chosen:
             return
-        count = min(len(ids), max(1, round(storm.share * len(ids))))
-        chosen = self.rng.sample(ids, count)
         if storm.correlated:
             error = self.rng.choice(storm.codes)
             duration = self.rng.uniform(*storm.duration)
