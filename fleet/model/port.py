@@ -83,6 +83,8 @@ class StationPort(Protocol):
     smart: SmartCharging
     reject_number_phases: bool
     reboot_seconds: float
+    enabled_faults: frozenset[str]
+    """Vendor codes of the detections the guide ships disabled that this unit raises."""
     next_local_tx: int
     zero_inoperative_pending: bool
     """A ChangeAvailability(0, Inoperative) answered Scheduled: applied when the session ends."""

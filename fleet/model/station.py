@@ -150,6 +150,10 @@ class Station:
     reboot_seconds = 10.0
     """How long a reboot keeps the station dark (profile: ``station.reboot_seconds``)."""
 
+    enabled_faults: frozenset[str] = frozenset()
+    """Detections the guide ships disabled (``faults.DISABLED_BY_DEFAULT``) that this
+    unit has switched on (profile: ``faults.enable``); the others are never raised."""
+
     def __init__(
         self,
         identity: str,

@@ -40,7 +40,7 @@ LOCAL_LIST_CONFLICT = faults.lookup("0x30000E")
 
 def update_status(st: StationPort, connector_id: int, now: float) -> None:
     conn = st.connectors[connector_id]
-    new = conn.derive()
+    new = conn.derive(unit_faulted=st.connectors[0].faulted)
     if (conn.status, new) in _VIA_AVAILABLE:
         _set_status(st, conn, AVAILABLE, now)
         queue_due_statuses(st, now)  # reported at once when MinimumStatusDuration is 0
@@ -105,11 +105,16 @@ def status_payload(conn: Connector, now: float) -> StatusNotificationRequest:
 def raise_fault(st: StationPort, error: VendorError, now: float, connector_id: int) -> None:
     """A vendor error becomes active, as its catalogue row says (fleet.model.faults).
 
+    A detection the guide ships disabled is ignored unless ``enabled_faults`` has it.
     A faulting error makes the connector Faulted and stops a running transaction with
-    the row's stop reason. Any other is reported in a StatusNotification with the
+    the row's stop reason (on connector 0 connector 1 goes Unavailable with it). Any other is reported in a StatusNotification with the
     status unchanged, and charging goes on; while a faulting error is active on the
     connector it is only reported (once), the fault stays.
     """
+    if error.vendor_code in faults.DISABLED_BY_DEFAULT and error.vendor_code not in (
+        st.enabled_faults
+    ):
+        return  # the guide: "This function is disabled by default" (faults.enable)
     st.integrate(now)
     conn = st.connectors[connector_id]
     behaviour = error.behaviour
