@@ -90,6 +90,8 @@ class StationPort(Protocol):
     """A ChangeAvailability(0, Inoperative) answered Scheduled: applied when the session ends."""
     limit_change_at: float | None
     """When the charging schedule steps to its next limit (smart charging)."""
+    load_held_until: float
+    """No current is offered before this: RestoreTimeout after a power cut."""
 
     # Configuration, read once per change (see Station.apply_config).
     sample_interval: int
