@@ -550,17 +550,27 @@ class Station:
 
     # -- hardware events (features/transaction.py, features/status.py) ------------
 
+    # A unit without power notices nothing: a cable moved while dark is found as it is
+    # at power return (rebooted()), a badge or a fault goes unseen.
+
     def plug_in(self, now: float) -> None:
         """The driver plugs the cable into the EV."""
+        if self._power_cut:
+            self.connectors[1].plugged = True
+            return
         transaction.plug_in(self, now)
 
     def unplug(self, now: float) -> None:
         """The driver unplugs the cable at the EV."""
+        if self._power_cut:
+            self.connectors[1].plugged = False
+            return
         transaction.unplug(self, now)
 
     def present_tag(self, id_tag: str, now: float) -> None:
         """A badge is presented to the reader (or the free-charging tag is used)."""
-        transaction.present_tag(self, id_tag, now)
+        if not self._power_cut:
+            transaction.present_tag(self, id_tag, now)
 
     def ev_suspend(self, now: float) -> None:
         """The EV stops drawing (e.g. its battery management says so)."""
@@ -572,7 +582,8 @@ class Station:
 
     def raise_fault(self, error: VendorError, now: float, connector_id: int = 1) -> None:
         """A vendor error becomes active (see features/status.py)."""
-        status.raise_fault(self, error, now, connector_id)
+        if not self._power_cut:
+            status.raise_fault(self, error, now, connector_id)
 
     def clear_fault(self, now: float, connector_id: int = 1) -> None:
         """The active error on a connector is gone (see features/status.py)."""
