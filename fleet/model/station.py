@@ -143,9 +143,10 @@ class Station:
     the engine drains after every call into the model): reboot, reconnect.
     """
 
-    reject_number_phases = True
-    """The guide marks ``numberPhases`` "Parameter not used" and says messages with
-    attributes the station does not support are rejected; a profile can relax this."""
+    reject_number_phases = False
+    """The guide marks ``numberPhases`` "Parameter not used": accepted and ignored, as
+    many CSMSs always send it. True (profile: ``station.reject_number_phases``) takes
+    the guide's NOTE instead: a profile carrying it is Rejected."""
 
     reboot_seconds = 10.0
     """How long a reboot keeps the station dark (profile: ``station.reboot_seconds``)."""
@@ -281,10 +282,13 @@ class Station:
             return None
         msg: Outgoing | None
         if self.boot_status != "Accepted":
-            if now < self._boot_due:
-                return None
-            self._boot_due = float("inf")
-            msg = Outgoing("BootNotification", wire(self.boot_payload()))
+            # While Pending, what the CSMS triggers goes at once (OCPP 1.6 4.2).
+            msg = outbox.pop_triggered() if self.boot_status == "Pending" else None
+            if msg is None:
+                if now < self._boot_due:
+                    return None
+                self._boot_due = float("inf")
+                msg = Outgoing("BootNotification", wire(self.boot_payload()))
         else:
             status.queue_due_statuses(self, now)
             msg = outbox.pop_ready(now)
@@ -318,6 +322,8 @@ class Station:
         if self.online and self.outbox.inflight is None and not self._closing:
             if self.boot_status != "Accepted":
                 times.append(self._boot_due)
+                if self.boot_status == "Pending" and self.outbox.has_triggered():
+                    times.append(self.meter.since)  # now: see next_message
             else:
                 times.append(self.outbox.next_due())
                 if self.heartbeat_interval > 0:
@@ -572,6 +578,9 @@ class Station:
             # A unit about to restart (or to drop its link on purpose) starts nothing new.
             and self._reset is None
             and not self._closing
+            # Nor one its CSMS has not accepted yet (OCPP 1.6 4.2); with no answer at all
+            # (offline) the offline rules decide.
+            and self.boot_status not in ("Pending", "Rejected")
         )
 
     def going_down(self, effect: Effect) -> None:

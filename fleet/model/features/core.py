@@ -166,8 +166,14 @@ def on_remote_start(
 def on_remote_stop(
     st: StationPort, payload: RemoteStopTransactionRequest, now: float
 ) -> RemoteStopTransactionResponse:
+    """Rejected while the boot is Pending: OCPP 1.6 4.2 does not allow it then."""
     tx = st.transaction
-    if tx is None or tx.stop_reason is not None or tx.transaction_id != payload["transactionId"]:
+    if (
+        tx is None
+        or tx.stop_reason is not None
+        or tx.transaction_id != payload["transactionId"]
+        or st.boot_status == "Pending"
+    ):
         return {"status": "Rejected"}
     st.stop_transaction("Remote", now)
     return {"status": "Accepted"}

@@ -253,7 +253,9 @@ def authorized(
             st.pending_tx_profile = None  # the remote start it came with is over
         return
     c1 = st.connectors[1]
-    if c1.plugged and not c1.finishing:
+    if c1.plugged:
+        # Also while Finishing: the cable is still in, so a badge or a remote start
+        # begins a new session (4.9 F2, via Preparing: features/status.py).
         start_transaction(st, id_tag, now, info.parent_id_tag, local)
     else:
         driver = st.driver
@@ -281,6 +283,7 @@ def start_transaction(
 ) -> None:
     c1 = st.connectors[1]
     c1.authorized = False
+    c1.finishing = False
     c1.in_transaction = True
     c1.ev_suspended = st.ev.full
     meter_start = int(st.meter.energy_wh)
