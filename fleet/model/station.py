@@ -19,7 +19,7 @@ the features share" are that port, each forwarding to the feature that owns it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -74,6 +74,7 @@ from fleet.model.records import (
     Observer,
     Reboot,
     Reconnect,
+    Standalone,
     Transaction,
     iso8601,
 )
@@ -170,6 +171,7 @@ class Station:
         self.meter = Meter(energy_wh, now)
         self.connectors = (Connector(0, now), Connector(1, now))
         self.online = False
+        self.standalone = False  # see rebooted()
         self.boot_status: str | None = None  # None until a BootNotification is answered
         self._boot_due = now
         self.outbox = Outbox(self._message_dropped)
@@ -278,7 +280,7 @@ class Station:
     def next_message(self, now: float) -> Outgoing | None:
         """The next CALL to send now, if any; it is in flight until answered or failed."""
         outbox = self.outbox
-        if not self.online or outbox.inflight is not None or self._closing:
+        if not self.online or outbox.inflight is not None or self._closing or self.standalone:
             return None
         msg: Outgoing | None
         if self.boot_status != "Accepted":
@@ -319,7 +321,12 @@ class Station:
     def next_wakeup(self) -> float | None:
         """The earliest time advance()/next_message() has something to do."""
         times: list[float | None] = []
-        if self.online and self.outbox.inflight is None and not self._closing:
+        if (
+            self.online
+            and self.outbox.inflight is None
+            and not self._closing
+            and not self.standalone
+        ):
             if self.boot_status != "Accepted":
                 times.append(self._boot_due)
                 if self.boot_status == "Pending" and self.outbox.has_triggered():
@@ -487,6 +494,20 @@ class Station:
         if self._reset_reboot is not None:
             self.security_event("ResetOrReboot", now, f"{self._reset_reboot} reset by the CSMS")
             self._reset_reboot = None
+        # OcppEnable (RebootRequired) takes effect here: False is standalone mode.
+        self.standalone = not self.config.get_bool("OcppEnable")
+        if self.standalone:
+            self.effects.append(Standalone())
+
+    def local_setup(self, settings: Mapping[str, str | int | bool], now: float) -> None:
+        """The installer changes settings on the unit itself (the commissioning app or
+        web page, no CSMS involved) and restarts it to apply them: how a standalone unit
+        gets back under supervision (``{"OcppEnable": True}``), since no CSMS can reach
+        it to send ChangeConfiguration or Reset."""
+        self.integrate(now)
+        for key, value in settings.items():
+            self.config.set_internal(key, value)
+        self.going_down(Reboot(hard=True, seconds=self.reboot_seconds))
 
     # -- station-initiated messages a scenario or the engine asks for -------------
 
@@ -565,6 +586,8 @@ class Station:
         self.outbox.append(Outgoing(action, wire(payload)))
 
     def queue_transaction_message(self, msg: Outgoing) -> None:
+        if msg.transaction is not None and msg.transaction.standalone:
+            return  # a standalone session is never OCPP's
         self.outbox.append_transaction(msg, self.online)
 
     def can_start(self) -> bool:
@@ -578,9 +601,6 @@ class Station:
             # A unit about to restart (or to drop its link on purpose) starts nothing new.
             and self._reset is None
             and not self._closing
-            # Nor one its CSMS has not accepted yet (OCPP 1.6 4.2); with no answer at all
-            # (offline) the offline rules decide.
-            and self.boot_status not in ("Pending", "Rejected")
         )
 
     def going_down(self, effect: Effect) -> None:
