@@ -56,8 +56,6 @@ from fleet.model.messages import (
 )
 from fleet.model.meter import EvModel, Meter
 from fleet.model.outbox import (
-    DEFAULT_QUEUE_LIMIT,
-    TRANSACTION_ACTIONS,
     Outbox,
     Outgoing,
     is_transaction_message,
@@ -65,7 +63,6 @@ from fleet.model.outbox import (
 )
 from fleet.model.port import handler
 from fleet.model.records import (
-    VENDOR_ID,
     BootInfo,
     Driver,
     Effect,
@@ -73,7 +70,6 @@ from fleet.model.records import (
     NullObserver,
     Observer,
     Reboot,
-    Reconnect,
     Standalone,
     Transaction,
     iso8601,
@@ -83,24 +79,14 @@ from fleet.model.smart_charging import Limits, SmartCharging
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
 
+# What this module defines; the records, effects and the outbox's names are imported
+# from where they live (fleet.model.records, fleet.model.outbox), not from here.
 __all__ = [
     "BOOT_RETRY_AFTER_ERROR",
     "CSMS_ACTIONS",
-    "DEFAULT_QUEUE_LIMIT",
     "RESET_RETRY_INTERVAL",
     "SOFT_RESET_GRACE",
-    "TRANSACTION_ACTIONS",
-    "VENDOR_ID",
-    "BootInfo",
-    "Effect",
-    "NullObserver",
-    "Observer",
-    "Outgoing",
-    "Reboot",
-    "Reconnect",
     "Station",
-    "Transaction",
-    "iso8601",
 ]
 
 BOOT_RETRY_AFTER_ERROR = 30.0
@@ -141,7 +127,7 @@ class Station:
     """One Charge Pro: connector 0 (the station) and connector 1.
 
     Besides CALLs, the model asks things of the engine through ``effects`` (a deque
-    the engine drains after every call into the model): reboot, reconnect.
+    the engine drains after every call into the model): reboot, reconnect, standalone.
     """
 
     reject_number_phases = False

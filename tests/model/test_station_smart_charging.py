@@ -9,7 +9,7 @@ from test_operations import Central, setup
 from test_station import T0, iso, sampled
 
 from fleet.model.meter import EvModel
-from fleet.model.station import iso8601
+from fleet.model.records import iso8601
 
 ENERGY = "Energy.Active.Import.Register"
 

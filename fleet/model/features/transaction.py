@@ -221,10 +221,9 @@ def request_authorization(st: StationPort, id_tag: str, now: float) -> None:
 def authorize_offline(st: StationPort, id_tag: str, now: float) -> None:
     """Offline rules: the list and cache, LocalAuthorizeOffline, AllowOfflineTxForUnknownId."""
     st.driver.authorizing = None
-    if free_charging(st):
-        decision = IdTagInfo(ACCEPTED)  # free charging needs no one's approval
-    else:
-        decision = st.auth.offline(id_tag, now, st.config)
+    # Free charging needs no one's approval.
+    free = IdTagInfo(ACCEPTED) if free_charging(st) else None
+    decision = free or st.auth.offline(id_tag, now, st.config)
     authorized(st, id_tag, decision, now, local=True)
 
 
@@ -354,8 +353,10 @@ def start_transaction(
             pass  # checked when the request was accepted; the store may have filled since
         st.pending_tx_profile = None
     st.driver.pending_parent = None
-    st.queue_transaction_message(Outgoing("StartTransaction", wire(payload), tx))
+    # The status first: from Finishing the connector passes through Preparing, which
+    # the CSMS then sees before the StartTransaction, as after a plug-in.
     st.recompute_draw(now)
+    st.queue_transaction_message(Outgoing("StartTransaction", wire(payload), tx))
     if st.stop_measurands:
         tx.samples.append(metering.meter_value(st, now, "Transaction.Begin", st.stop_measurands))
     tx.next_sample = metering.first_sample_after(st, now, now)
