@@ -221,9 +221,11 @@ def request_authorization(st: StationPort, id_tag: str, now: float) -> None:
 def authorize_offline(st: StationPort, id_tag: str, now: float) -> None:
     """Offline rules: the list and cache, LocalAuthorizeOffline, AllowOfflineTxForUnknownId."""
     st.driver.authorizing = None
-    # Free charging needs no one's approval.
-    free = IdTagInfo(ACCEPTED) if free_charging(st) else None
-    decision = free or st.auth.offline(id_tag, now, st.config)
+    decision = (
+        IdTagInfo(ACCEPTED)  # free charging needs no one's approval
+        if free_charging(st)
+        else st.auth.offline(id_tag, now, st.config)
+    )
     authorized(st, id_tag, decision, now, local=True)
 
 
