@@ -16,8 +16,8 @@ from fleet.engine.link import StationLink
 from fleet.engine.security import Security, TlsSettings
 from fleet.engine.transfer import TransferRunner
 from fleet.metrics.stats import FleetStats
+from fleet.model.features.firmware import Download, Upload
 from fleet.model.station import Station
-from fleet.model.transfers import Download, Upload
 
 VALIDATE_OUTGOING_ENV = "FLEET_VALIDATE_OUTGOING"
 """Set to 1 (tests/engine and tests/scenarios do) to schema-check every CALL the
