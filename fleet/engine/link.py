@@ -911,7 +911,10 @@ class StationLink:
         if isinstance(effect, Reboot):
             self._go_dark()
             self.state = _REBOOTING
-            self._aux_timer = self.fleet.loop.call_later(effect.seconds, self._power_back)
+            # Model seconds (a power cut's duration, reboot_seconds), like every
+            # scenario time: on a compressed clock the unit is dark for fewer real ones.
+            dark = self.fleet.real(effect.seconds)
+            self._aux_timer = self.fleet.loop.call_later(dark, self._power_back)
         elif isinstance(effect, Reconnect):
             self._go_dark()
             self._attempt = 0
