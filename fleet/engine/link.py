@@ -157,6 +157,7 @@ class LinkOwner(Protocol):
     loop: asyncio.AbstractEventLoop
     stats: FleetStats
     validate: bool
+    validate_outgoing: bool
     security: Security
     time_compression: float
     clock_offset: float
@@ -208,6 +209,7 @@ class StationLink:
             * fleet.time_compression,
             validate=fleet.validate,
         )
+        self._check_own = fleet.validate_outgoing  # our CALLs too (see Fleet)
         self.state = _IDLE
         self.ws: ClientProtocol | None = None
         self.wire: _Wire | None = None
@@ -885,8 +887,9 @@ class StationLink:
                 if msg is not None:
                     self.fleet.stats.messages[(msg.action, "sent", "station")] += 1
                     try:
-                        # The model's own payloads: schema-checked by its tests (issue 7).
-                        self._write(rpc.call(msg.action, msg.payload, now, check=False))
+                        # The model's own payloads: schema-checked by its tests (issue 7),
+                        # and here when the fleet says so (the engine tests do).
+                        self._write(rpc.call(msg.action, msg.payload, now, check=self._check_own))
                     except OcppError:
                         # Our own payload broke the schema: a model bug; fail it loudly.
                         self.fleet.stats.schema_violations[(msg.action, "sent")] += 1
@@ -908,7 +911,10 @@ class StationLink:
         if isinstance(effect, Reboot):
             self._go_dark()
             self.state = _REBOOTING
-            self._aux_timer = self.fleet.loop.call_later(effect.seconds, self._power_back)
+            # Model seconds (a power cut's duration, reboot_seconds), like every
+            # scenario time: on a compressed clock the unit is dark for fewer real ones.
+            dark = self.fleet.real(effect.seconds)
+            self._aux_timer = self.fleet.loop.call_later(dark, self._power_back)
         elif isinstance(effect, Reconnect):
             self._go_dark()
             self._attempt = 0

@@ -148,6 +148,7 @@ class Bridge:
             )
             station.reboot_seconds = profile.reboot_seconds
             station.reject_number_phases = profile.reject_number_phases
+            station.enabled_faults = profile.faults.enabled if profile.faults else frozenset()
             network.configure(station, profile.network)
             self.fleet.add(station, url, behaviour.factory(profile, number=number))
         except Exception:
