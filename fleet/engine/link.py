@@ -909,7 +909,7 @@ class StationLink:
 
     def _effect(self, effect: object) -> None:
         if isinstance(effect, Reboot):
-            self._go_dark()
+            self._go_dark(abort=effect.abrupt)
             self.state = _REBOOTING
             # Model seconds (a power cut's duration, reboot_seconds), like every
             # scenario time: on a compressed clock the unit is dark for fewer real ones.
@@ -928,13 +928,17 @@ class StationLink:
             # File transfers and anything else that moves bytes outside OCPP.
             self.fleet.run_effect(self, effect)
 
-    def _go_dark(self) -> None:
-        """Close the websocket on purpose (close code 1000) and stop all timers."""
+    def _go_dark(self, *, abort: bool = False) -> None:
+        """Close the websocket on purpose (close code 1000) and stop all timers;
+        ``abort`` (a power cut): drop the TCP connection without a close frame."""
         was_open = self.state == _OPEN
         self._cancel_timers()
         ws, transport = self.ws, self.transport
         self.state = _IDLE  # connection_lost of the old transport is then ignored
-        if was_open and ws is not None and transport is not None:
+        if abort:
+            if transport is not None:
+                transport.abort()
+        elif was_open and ws is not None and transport is not None:
             try:
                 ws.send_close(1000)
                 self._flush()
