@@ -34,6 +34,7 @@ from fleet.engine.security import (
     redact_url,
     split_userinfo,
 )
+from fleet.model.messages import Reason
 from fleet.model.records import Reboot, Reconnect, Standalone
 from fleet.model.station import CSMS_ACTIONS, Station
 from fleet.protocol import errors
@@ -239,6 +240,10 @@ class StationLink:
         # unique id -> callback for replies to frames sent with send_raw (the
         # misbehaving-station mode); empty, and so free on the hot path, otherwise.
         self.raw_calls: dict[str, RawReply] = {}
+        self._opening: asyncio.Task[None] | None = None  # a connection attempt under way
+        # The end of the run (end()): called once with this link when it has stopped.
+        self._ending: Callable[[StationLink], None] | None = None
+        self._end_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -259,8 +264,16 @@ class StationLink:
         if self._cut_timer is not None:
             self._cut_timer.cancel()
             self._cut_timer = None
+        if self._end_timer is not None:
+            self._end_timer.cancel()
+            self._end_timer = None
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.cancel()  # a connection attempt not made yet is never made
+        self.wire = None  # one made meanwhile is aborted (_wire_made)
         if self.behaviour is not None:
             self.behaviour.stop()
+            self.behaviour = None
         ws, transport = self.ws, self.transport
         if ws is not None and transport is not None and was_open:
             try:
@@ -279,6 +292,37 @@ class StationLink:
         if self._boot_status is not None:
             stats.boot_status[self._boot_status] -= 1
         self.fleet.forget(self)
+        ending, self._ending = self._ending, None
+        if ending is not None:
+            stats.unfinished_transactions += self.station.unfinished_transactions
+            ending(self)
+
+    def end(self, reason: str, timeout: float, done: Callable[[StationLink], None]) -> None:
+        """End the run for this station cleanly: stop its transaction with ``reason``
+        (OCPP's StopTransaction reason, e.g. Local), deliver what is queued, then close
+        with 1000; at the latest after ``timeout`` real seconds. It opens no new
+        connection from here on (a station that is offline or connecting stops at once:
+        it cannot deliver). ``done(link)`` is called once it has stopped; what the CSMS
+        was not told the end of is added to ``stats.unfinished_transactions``."""
+        if self.state == _STOPPED:
+            done(self)
+            return
+        self._ending = done
+        if self.behaviour is not None:
+            self.behaviour.stop()  # no more sessions: the drivers go home
+            self.behaviour = None
+        self.station.end_of_run(cast(Reason, reason), self.fleet.now())
+        if self.state != _OPEN:
+            self.stop()
+            return
+        self._end_timer = self.fleet.loop.call_later(timeout, self.stop)
+        self._pump()
+
+    def _ended(self) -> bool:
+        """Ending, and nothing left to deliver: the link may close now."""
+        return (
+            self._ending is not None and not self.rpc.busy and self.station.transaction_backlog == 0
+        )
 
     def _cancel_timers(self) -> None:
         for handle in (self._timer, self._aux_timer, self._ping_timer):
@@ -291,10 +335,22 @@ class StationLink:
     def _connect(self) -> None:
         if self.state == _STOPPED:
             return
+        if self._ending is not None:
+            self.stop()  # the run is over: no new connection (issue 17)
+            return
         self.state = _CONNECTING
-        self.fleet.loop.create_task(self._open())
+        self._opening = self.fleet.loop.create_task(self._open())
 
     async def _open(self) -> None:
+        try:
+            await self._open_connection()
+        finally:
+            if self._opening is asyncio.current_task():
+                self._opening = None
+
+    async def _open_connection(self) -> None:
+        if self.state != _CONNECTING:
+            return  # stopped before the attempt began
         config = self.station.config
         supervision_url = config.get("SupervisionUrl")
         self.url = f"{supervision_url}/{config.get('BoxIdentifier')}"
@@ -439,6 +495,9 @@ class StationLink:
 
     def _retry_later(self) -> None:
         if self.state == _STOPPED:
+            return
+        if self._ending is not None:
+            self.stop()  # the run is over: no reconnect (issue 17)
             return
         self.state = _IDLE
         if self.transport is not None:
@@ -899,6 +958,9 @@ class StationLink:
             self._effect(station.effects.popleft())
             if self.state == _REBOOTING:
                 return
+        if self._ending is not None and self._ended():
+            self.stop()
+            return
         wake = station.next_wakeup()
         deadline = rpc.deadline
         if deadline is not None and (wake is None or deadline < wake):

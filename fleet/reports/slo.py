@@ -9,6 +9,8 @@ An SLO is one comparison, written the way a CI file reads best::
     lost_transaction_messages == 0 fleet counters: callerrors, callerrors.<Code>, timeouts,
                                    reconnects, schema_violations, stations_started,
                                    stations_connected, connected_ratio (of the target fleet)
+    unfinished_transactions == 0   transactions left open at the end of the run (their
+                                   StopTransaction not delivered in time)
     ledger_problems == 0           the reference CSMS's consistency problems (embedded only)
     generator_lag_p99 <= 50ms      the load generator's own event-loop lag p99 (an upper
                                    bound: its histogram bucket's; pick a bound such as 10,
@@ -86,6 +88,7 @@ FLEET: dict[str, Kind] = {
     "connected_ratio": "ratio",
     "ledger_problems": "count",
     "generator_lag_p99": "time",
+    "unfinished_transactions": "count",
 }
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
