@@ -12,7 +12,13 @@ from typing import Any
 import click
 
 from fleet.cli.child import free_port, locust_command, run_child
-from fleet.cli.options import UsageProblem, parse_duration, parse_slos, station_options
+from fleet.cli.options import (
+    UsageProblem,
+    duration_seconds,
+    parse_duration,
+    parse_slos,
+    station_options,
+)
 from fleet.cli.prerun import check_open_files, checked_setup, open_csms
 from fleet.engine.security import TlsSettings
 
@@ -119,6 +125,28 @@ from fleet.engine.security import TlsSettings
     type=click.Path(dir_okay=False),
     help="Write JUnit XML here: one test case per --slo.",
 )
+@click.option(
+    "--end",
+    "end_mode",
+    type=click.Choice(["stop", "power-off"]),
+    default="stop",
+    show_default=True,
+    help="How stations leave at the end (or a ramp down): stop = end each session "
+    "(StopTransaction, reason station.end_reason) and close cleanly; power-off = at once, "
+    "sessions left open.",
+)
+@click.option(
+    "--end-timeout",
+    default="10s",
+    show_default=True,
+    help="How long the stations have at the end to deliver their StopTransactions.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="Keep the stations' durable state (energy register, open transaction, queued "
+    "messages, local list, charging profiles, configuration) here between runs.",
+)
 def run(
     csms_url: str | None,
     stations: int,
@@ -147,6 +175,9 @@ def run(
     slo_texts: tuple[str, ...],
     json_summary: str | None,
     junit_xml: str | None,
+    end_mode: str,
+    end_timeout: str,
+    state_dir: str | None,
 ) -> None:
     """Run a fleet: headless with a summary and an exit code, or in the Locust web UI."""
     seconds = parse_duration(duration)
@@ -185,6 +216,7 @@ def run(
         cmd += ["--fleet-offline-share", str(offline_share)]
     if fault_rate is not None:
         cmd += ["--fleet-fault-rate", str(fault_rate)]
+    cmd += end_options(end_mode, end_timeout, state_dir)
     # Locust runs the first load shape the locustfile exports; it exports the one
     # FLEET_SHAPE names (all of them for the web UI's class picker).
     if shape is None:
@@ -303,3 +335,12 @@ def _report_ledger(csms: Any, path: str | None) -> int:
     if path:
         Path(path).write_text(json.dumps({"summary": summary, "problems": problems}, indent=2))
     return 1 if problems else 0
+
+
+def end_options(end_mode: str, end_timeout: str, state_dir: str | None) -> list[str]:
+    """--end, --end-timeout and --state-dir as the Locust child's options (issue 17)."""
+    seconds = duration_seconds("--end-timeout", end_timeout, zero_ok=True)
+    options = ["--fleet-end", end_mode, "--fleet-end-timeout", str(seconds)]
+    if state_dir:
+        options += ["--fleet-state-dir", str(Path(state_dir).resolve())]
+    return options

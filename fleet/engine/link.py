@@ -241,8 +241,8 @@ class StationLink:
         # misbehaving-station mode); empty, and so free on the hot path, otherwise.
         self.raw_calls: dict[str, RawReply] = {}
         self._opening: asyncio.Task[None] | None = None  # a connection attempt under way
-        # The end of the run (end()): called once with this link when it has stopped.
-        self._ending: Callable[[StationLink], None] | None = None
+        # The end of the run (end()): each called once with this link when it has stopped.
+        self._ending: list[Callable[[StationLink], None]] | None = None
         self._end_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -295,7 +295,8 @@ class StationLink:
         ending, self._ending = self._ending, None
         if ending is not None:
             stats.unfinished_transactions += self.station.unfinished_transactions
-            ending(self)
+            for done in ending:
+                done(self)
 
     def end(self, reason: str, timeout: float, done: Callable[[StationLink], None]) -> None:
         """End the run for this station cleanly: stop its transaction with ``reason``
@@ -307,7 +308,10 @@ class StationLink:
         if self.state == _STOPPED:
             done(self)
             return
-        self._ending = done
+        if self._ending is not None:
+            self._ending.append(done)  # already ending: one end, told to both
+            return
+        self._ending = [done]
         if self.behaviour is not None:
             self.behaviour.stop()  # no more sessions: the drivers go home
             self.behaviour = None

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
 from fleet.engine.security import Secret
 from fleet.model.config import KEYS, ConfigError, ConfigStore
+from fleet.model.messages import Reason
 from fleet.model.meter import EvModel
 from fleet.scenarios import misbehave, network, power, replay, storms
 
@@ -112,6 +113,8 @@ class Profile:
     firmware: str = "3.0.0"
     reboot_seconds: float = 10.0
     reject_number_phases: bool = False
+    reset_close_delay: float = 1.0  # answered Reset.req -> link closed (issue 17)
+    end_reason: str = "Local"  # StopTransaction reason at the end of a run
     faults: Any = None  # storms.parse(): fault storms, or None
     power: Any = None  # power.parse(): grid outages, or None
     network: Any = None  # network.parse(): offline waves and buffering, or None
@@ -310,8 +313,20 @@ class _Reader:
         station = self.mapping(
             top.get("station"),
             "station",
-            {"model", "firmware", "reboot_seconds", "reject_number_phases", "config", "security"},
+            {
+                "model",
+                "firmware",
+                "reboot_seconds",
+                "reject_number_phases",
+                "reset_close_delay",
+                "end_reason",
+                "config",
+                "security",
+            },
         )
+        end_reason = str(station.get("end_reason", "Local"))
+        if end_reason not in get_args(Reason):
+            raise self.fail("station.end_reason", f"must be one of {', '.join(get_args(Reason))}")
         firmware = str(station.get("firmware", "3.0.0"))
         if not 1 <= len(firmware) <= 50:
             raise self.fail("station.firmware", "firmwareVersion is 1..50 characters")
@@ -350,6 +365,10 @@ class _Reader:
                 station.get("reboot_seconds", 10.0), "station.reboot_seconds", 0.0, 3600.0
             ),
             reject_number_phases=reject_number_phases,
+            reset_close_delay=self.number(
+                station.get("reset_close_delay", 1.0), "station.reset_close_delay", 0.0, 60.0
+            ),
+            end_reason=end_reason,
             faults=storms.parse(self, top.get("faults")),
             power=power.parse(self, top.get("power")),
             network=network.parse(self, top.get("network")),
