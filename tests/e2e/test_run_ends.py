@@ -43,31 +43,10 @@ sessions:
 
 
 def _run(url: str, profile: Path, state: Path, summary: Path, *extra: str) -> None:
+    options = f"--csms {url} --stations {STATIONS} --spawn-rate 50 --duration 6s --seed 3"
+    files = ["--profile", str(profile), "--state-dir", str(state), "--json-summary", str(summary)]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fleet",
-            "run",
-            "--headless",
-            "--csms",
-            url,
-            "--stations",
-            str(STATIONS),
-            "--spawn-rate",
-            "50",
-            "--duration",
-            "6s",
-            "--profile",
-            str(profile),
-            "--seed",
-            "3",
-            "--state-dir",
-            str(state),
-            "--json-summary",
-            str(summary),
-            *extra,
-        ],
+        [sys.executable, "-m", "fleet", "run", "--headless", *options.split(), *files, *extra],
         capture_output=True,
         text=True,
         timeout=120,

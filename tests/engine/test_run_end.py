@@ -181,14 +181,20 @@ def test_no_connection_attempt_starts_after_the_end_began() -> None:
     run(scenario)
 
 
+async def _one_station(csms: MiniCsms, identity: str) -> tuple[Any, Fleet, StationLink]:
+    """The CSMS serving, one station connected to it and booted."""
+    server = await _start(csms)
+    fleet = Fleet(asyncio.get_running_loop(), seed=3)
+    link = _add(fleet, identity, f"ws://127.0.0.1:{csms.port}/ocpp")
+    await until(lambda: "StatusNotification" in csms.actions(), what="boot")
+    return server, fleet, link
+
+
 def test_a_reset_is_answered_then_closed_cleanly_after_reset_close_delay() -> None:
     async def scenario() -> None:
         csms = MiniCsms()
-        server = await _start(csms)
-        fleet = Fleet(asyncio.get_running_loop(), seed=3)
-        link = _add(fleet, "RST1", f"ws://127.0.0.1:{csms.port}/ocpp")
+        server, fleet, link = await _one_station(csms, "RST1")
         link.station.reset_close_delay = 0.5
-        await until(lambda: "StatusNotification" in csms.actions(), what="boot")
         answered = await csms.call("RST1", "Reset", {"type": "Hard"})
         await until(lambda: "RST1" in csms.ended, what="close")
         closed_at, code, close_frame = csms.ended["RST1"]
@@ -203,10 +209,7 @@ def test_a_reset_is_answered_then_closed_cleanly_after_reset_close_delay() -> No
 def test_a_power_cut_drops_the_connection_without_a_close_frame() -> None:
     async def scenario() -> None:
         csms = MiniCsms()
-        server = await _start(csms)
-        fleet = Fleet(asyncio.get_running_loop(), seed=4)
-        link = _add(fleet, "CUT1", f"ws://127.0.0.1:{csms.port}/ocpp")
-        await until(lambda: "StatusNotification" in csms.actions(), what="boot")
+        server, fleet, link = await _one_station(csms, "CUT1")
         station = link.station
         link.hardware(lambda now: station.power_lost(30.0, now))
         await until(lambda: "CUT1" in csms.ended, what="connection gone")
