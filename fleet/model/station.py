@@ -509,6 +509,7 @@ class Station:
         starts, so only this reboot, not construction, reports StartupOfTheDevice."""
         self.integrate(now)
         power_cycle, self._power_cut = self._power_cut, False
+        self._ending = False  # powered up again (a ramp back up): a unit like any other
         self.boot_status = None
         self._boot_due = now
         self._reset = None
@@ -677,7 +678,8 @@ class Station:
         self.integrate(now)
         self._ending = True
         tx = self.transaction
-        if tx is not None and tx.stop_reason is None and not tx.standalone:
+        # A dark unit (power cut) decides nothing: it reports PowerLoss when power returns.
+        if tx is not None and tx.stop_reason is None and not tx.standalone and not self._power_cut:
             self.stop_transaction(reason, now)
 
     @property

@@ -133,3 +133,13 @@ def test_a_reset_closes_the_link_only_after_reset_close_delay() -> None:
     c.run(T0 + 101)
     (effect,) = c.effects()
     assert effect == Reboot(hard=True, seconds=st.reboot_seconds)
+
+
+def test_a_unit_ended_and_powered_up_again_starts_sessions_again() -> None:
+    st, c = setup()
+    st.end_of_run("Local", c.now)
+    c.link_down(c.now + 1)
+    st.rebooted(c.now + 10)
+    c.link_up(c.now + 10)
+    start_session(st, c, c.now + 1)
+    assert c.payloads("StartTransaction")
