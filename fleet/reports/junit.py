@@ -24,16 +24,19 @@ def render(
     suite: str = SUITE,
 ) -> str:
     """The XML document (a ``<testsuites>`` with one ``<testsuite>``)."""
-    failures = sum(1 for r in results if not r.passed)
+    # An interrupted run (fleet run after SIGINT/SIGTERM) is a failed case of its own.
+    interrupted = str((summary or {}).get("interrupted") or "")
+    cases = len(results) + (1 if interrupted else 0)
+    failures = sum(1 for r in results if not r.passed) + (1 if interrupted else 0)
     seconds = float((summary or {}).get("duration_s") or 0.0)
     root = ET.Element(
-        "testsuites", name=suite, tests=str(len(results)), failures=str(failures), errors="0"
+        "testsuites", name=suite, tests=str(cases), failures=str(failures), errors="0"
     )
     ts = ET.SubElement(
         root,
         "testsuite",
         name=suite,
-        tests=str(len(results)),
+        tests=str(cases),
         failures=str(failures),
         errors="0",
         skipped="0",
@@ -54,6 +57,10 @@ def render(
             )
         else:
             ET.SubElement(case, "system-out").text = r.message
+    if interrupted:
+        case = ET.SubElement(ts, "testcase", classname=CLASSNAME, name="run completed", time="0")
+        message = f"the run was interrupted ({interrupted}) before its end"
+        ET.SubElement(case, "failure", message=message, type="interrupted").text = message
     if summary is not None:
         ET.SubElement(ts, "system-out").text = _numbers(summary)
     ET.indent(root)
