@@ -143,11 +143,15 @@ def test_a_signal_stops_a_headless_run_and_writes_its_reports(
 
 
 def test_a_signal_stops_the_web_ui_and_frees_its_port(tmp_path: Path, runs: list[Run]) -> None:
+    """Also --web-host (item 13): 0.0.0.0 listens on every interface, with a warning that
+    the UI has no login; and an empty Host in the form starts no station (item 7)."""
     port = _free_port()
-    run = Run(tmp_path, ["--web-port", str(port), "--stations", "3", "--spawn-rate", "3"])
+    args = ["--web-host", "0.0.0.0", "--web-port", str(port), "--stations", "3"]
+    run = Run(tmp_path, [*args, "--spawn-rate", "3"])
     runs.append(run)
     run.wait_for("Starting web interface")
     run.note_tree(1)
+    assert "WARNING: the Locust web UI listens on 0.0.0.0 without a login" in run.stderr
 
     def page() -> bool:
         try:
@@ -157,9 +161,23 @@ def test_a_signal_stops_the_web_ui_and_frees_its_port(tmp_path: Path, runs: list
             return False
 
     wait_until(page, 30.0, "the web UI")
-    form = urllib.parse.urlencode({"user_count": 3, "spawn_rate": 3}).encode()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/swarm", form, timeout=10) as resp:
-        assert json.loads(resp.read())["success"] is True
+    listening = {
+        c.laddr
+        for pid in run.tree
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
+    assert ("0.0.0.0", port) in listening
+
+    def swarm(**form: Any) -> dict[str, Any]:
+        data = urllib.parse.urlencode(form).encode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/swarm", data, timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+
+    refused = swarm(user_count=3, spawn_rate=3, host="")
+    assert refused["success"] is False and "no CSMS URL" in refused["message"]
+    assert "no CSMS URL" in run.stderr and "users spawned" not in run.stderr
+    assert swarm(user_count=3, spawn_rate=3)["success"] is True
     run.wait_for("All users spawned")
 
     code = run.stop(signal.SIGTERM)
