@@ -21,13 +21,9 @@ import psutil
 import pytest
 from support import wait_until
 
+from fleet.cli.child import free_port
+
 FLEET = [sys.executable, "-m", "fleet"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_free(port: int) -> bool:
@@ -110,7 +106,7 @@ def runs() -> Any:
 def test_a_signal_stops_a_headless_run_and_writes_its_reports(
     tmp_path: Path, runs: list[Run], signum: int, processes: int
 ) -> None:
-    metrics_port = _free_port()
+    metrics_port = free_port()
     args = ["--headless", "--stations", "6", "--spawn-rate", "6", "--duration", "10m"]
     args += ["--seed", "1", "--metrics-port", str(metrics_port)]
     args += ["--slo", "error_rate < 1%", "--json-summary", "s.json", "--junit", "j.xml"]
@@ -145,7 +141,7 @@ def test_a_signal_stops_a_headless_run_and_writes_its_reports(
 def test_a_signal_stops_the_web_ui_and_frees_its_port(tmp_path: Path, runs: list[Run]) -> None:
     """Also --web-host (item 13): 0.0.0.0 listens on every interface, with a warning that
     the UI has no login; and an empty Host in the form starts no station (item 7)."""
-    port = _free_port()
+    port = free_port()
     args = ["--web-host", "0.0.0.0", "--web-port", str(port), "--stations", "3"]
     run = Run(tmp_path, [*args, "--spawn-rate", "3"])
     runs.append(run)
