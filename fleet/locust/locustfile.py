@@ -7,8 +7,6 @@ first shape class it finds: ``FLEET_SHAPE=ramp|steps|boot-storm`` exports that o
 
 import os
 
-import gevent
-
 from fleet.locust import shapes
 from fleet.locust.user import ChargeProUser
 
@@ -21,9 +19,3 @@ for _name, _shape in shapes.SHAPES.items():
         globals()[_shape.__name__] = _shape
         __all__.append(_shape.__name__)
 del _name, _shape  # Locust takes any shape class in the module's namespace
-
-# `fleet run` stops this process with SIGINT (Locust's Ctrl-C path: the HTML report is
-# written, the workers are told to quit). The KeyboardInterrupt still ends the run;
-# gevent's hub only no longer prints it as if it were an error.
-_hub = gevent.get_hub()
-_hub.NOT_ERROR = (*_hub.NOT_ERROR, KeyboardInterrupt)

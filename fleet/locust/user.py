@@ -19,7 +19,7 @@ from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, distributed, metrics, summary, webui
+from fleet.locust import bridge, distributed, metrics, process, summary, webui
 from fleet.locust import host as csms_host
 from fleet.scenarios.profile import ProfileError
 
@@ -31,6 +31,7 @@ def _arguments(parser: Any, **_: Any) -> None:
 
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
+    process.setup()  # native logging locks, a quiet Ctrl-C
     opts = environment.parsed_options
     if opts is None:
         return
