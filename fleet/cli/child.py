@@ -76,10 +76,13 @@ class Interrupts:
         self._proc: subprocess.Popen[bytes] | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> Interrupts:
+    def install(self) -> Interrupts:
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
+
+    def __enter__(self) -> Interrupts:
+        return self.install()
 
     def __exit__(self, *_: object) -> None:
         for signum, handler in self._previous.items():

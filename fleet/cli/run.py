@@ -180,52 +180,52 @@ def run(
         check_port_free("--metrics-port", "127.0.0.1", metrics_port)
     check_open_files(users, embedded=csms_url is None)
 
+    # Until this process exits: a signal from here on stops the run cleanly.
+    interrupts = Interrupts().install()
+    csms, url = open_csms(profile, csms_url, tls)
+    cmd = locust_command(url, profile, station_prefix, users, spawn_rate, seed, no_validate, tls)
+    cmd += ["--web-host", web_host, "--web-port", str(web_port)]
+    if headless:
+        cmd += ["--headless", "--run-time", f"{seconds}s", "--only-summary"]
+    if processes:
+        # The master listens for its forked workers on loopback, on a free port (Locust's
+        # default 5557 on every interface would clash with any other run on the host).
+        port = free_port()
+        cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", str(port), "--master-host", "127.0.0.1"]
+        cmd += ["--master-port", str(port)]
+    if metrics_port:
+        cmd += ["--fleet-metrics-port", str(metrics_port)]
+    if html_report:
+        cmd += ["--html", html_report]
+    if csv_prefix:
+        cmd += ["--csv", csv_prefix]
+    if time_compression is not None:
+        cmd += ["--fleet-time-compression", str(time_compression)]
+    if offline_share is not None:
+        cmd += ["--fleet-offline-share", str(offline_share)]
+    if fault_rate is not None:
+        cmd += ["--fleet-fault-rate", str(fault_rate)]
+    # Locust runs the first load shape the locustfile exports; it exports the one
+    # FLEET_SHAPE names (all of them for the web UI's class picker).
+    env = {"FLEET_SHAPE": "" if shape == "none" else shape}
+    if class_picker:
+        cmd += ["--class-picker"]
+        env["FLEET_SHAPE"] = "all"
+    elif env["FLEET_SHAPE"]:
+        click.echo(f"fleet: load shape {shape}", err=True)
+    if not headless:
+        click.echo(f"fleet: Locust web UI at http://{_shown(web_host)}:{web_port}", err=True)
+
     reports = _Reports(slos, json_summary, junit_xml)
-    with Interrupts() as interrupts:
-        csms, url = open_csms(profile, csms_url, tls)
-        cmd = locust_command(
-            url, profile, station_prefix, users, spawn_rate, seed, no_validate, tls
-        )
-        cmd += ["--web-host", web_host, "--web-port", str(web_port)]
-        if headless:
-            cmd += ["--headless", "--run-time", f"{seconds}s", "--only-summary"]
-        if processes:
-            # The master listens for its forked workers on loopback, on a free port
-            # (Locust's default 5557 on every interface would clash with any other run).
-            port = free_port()
-            cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1"]
-            cmd += ["--master-bind-port", str(port), "--master-host", "127.0.0.1"]
-            cmd += ["--master-port", str(port)]
-        if metrics_port:
-            cmd += ["--fleet-metrics-port", str(metrics_port)]
-        if html_report:
-            cmd += ["--html", html_report]
-        if csv_prefix:
-            cmd += ["--csv", csv_prefix]
-        if time_compression is not None:
-            cmd += ["--fleet-time-compression", str(time_compression)]
-        if offline_share is not None:
-            cmd += ["--fleet-offline-share", str(offline_share)]
-        if fault_rate is not None:
-            cmd += ["--fleet-fault-rate", str(fault_rate)]
-        # Locust runs the first load shape the locustfile exports; it exports the one
-        # FLEET_SHAPE names (all of them for the web UI's class picker).
-        env = {"FLEET_SHAPE": "" if shape == "none" else shape}
-        if class_picker:
-            cmd += ["--class-picker"]
-            env["FLEET_SHAPE"] = "all"
-        elif env["FLEET_SHAPE"]:
-            click.echo(f"fleet: load shape {shape}", err=True)
-        if not headless:
-            click.echo(f"fleet: Locust web UI at http://{_shown(web_host)}:{web_port}", err=True)
-        cmd += reports.locust_options() + passed_on
-        code = interrupts.run(cmd, env)
-        ledger = None
-        if csms is not None:
-            code = max(code, _report_ledger(csms, ledger_json))
-            ledger = {"summary": csms.ledger.summary(), "problems": csms.ledger.check()}
-            csms.stop()
-        code = max(code, reports.finish(ledger, interrupts.name))
+    cmd += reports.locust_options() + passed_on
+    code = interrupts.run(cmd, env)
+    ledger = None
+    if csms is not None:
+        code = max(code, _report_ledger(csms, ledger_json))
+        ledger = {"summary": csms.ledger.summary(), "problems": csms.ledger.check()}
+        csms.stop()
+    code = max(code, reports.finish(ledger, interrupts.name))
     sys.exit(interrupts.exit_code(code))
 
 
