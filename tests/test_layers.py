@@ -70,11 +70,7 @@ LAYERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 
 # Edges left out of the cycle check, each with the reason and who removes it. A stale
 # entry fails test_exempt_edges_still_exist, so this list only shrinks.
-EXEMPT_EDGES: dict[tuple[str, str], str] = {
-    ("fleet.model.transfers", "fleet.model.station"): (
-        "issue 12 splits the station model (fleet/model is another branch's): remove then"
-    ),
-}
+EXEMPT_EDGES: dict[tuple[str, str], str] = {}
 
 
 def modules() -> dict[str, Path]:
@@ -213,6 +209,21 @@ def test_each_layer_imports_only_the_layers_it_may() -> None:
                 continue
             wrong.append(f"{MODULES[module].relative_to(ROOT)}:{line}: {own} imports {target}")
     assert not wrong, "layer order broken (see LAYERS):\n" + "\n".join(wrong)
+
+
+def test_station_features_reach_the_station_only_through_its_port() -> None:
+    """fleet/model/features/__init__.py: a feature imports neither station.py nor another
+    feature (but metering, the sampled values two features send)."""
+    features = "fleet.model.features"
+    shared = {f"{features}.metering", features}
+    wrong = [
+        f"{MODULES[module].relative_to(ROOT)}:{line}: imports {target}"
+        for module, out in fleet_edges().items()
+        if module.startswith(features + ".")
+        for target, line in out.items()
+        if target == "fleet.model.station" or (target.startswith(features) and target not in shared)
+    ]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_no_layer_imports_a_library_it_must_not() -> None:

@@ -26,7 +26,7 @@ def test_device_fields(tmp_path: Path) -> None:
 
 def test_defaults_are_the_documented_device() -> None:
     p = load("demo")
-    assert (p.firmware, p.reboot_seconds, p.reject_number_phases) == ("3.0.0", 10.0, True)
+    assert (p.firmware, p.reboot_seconds, p.reject_number_phases) == ("3.0.0", 10.0, False)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ from fleet.scenarios.profile import Profile
     slo_help="A threshold the run must hold, e.g. 'BootNotification.p95 < 2s', "
     "'error_rate < 1%', 'lost_transaction_messages == 0' (repeatable); a broken one makes "
     "the exit code 1.",
-    html_help="Write Locust's HTML report here.",
+    html_help="Write Locust's HTML report here, and the fleet report (SLOs, charts, "
+    "ledger) beside it as NAME-fleet.html.",
 )
 @click.option(
     "--stations",
@@ -217,7 +218,7 @@ def run(
     if not headless:
         click.echo(f"fleet: Locust web UI at http://{_shown(web_host)}:{web_port}", err=True)
 
-    reports = _Reports(slos, json_summary, junit_xml)
+    reports = _Reports(slos, json_summary, junit_xml, html_report)
     cmd += reports.locust_options() + passed_on
     code = interrupts.run(cmd, env)
     ledger = None
@@ -332,13 +333,16 @@ class _Reports:
     file; afterwards the ledger and the SLO verdicts are added, the SLO table printed and
     the JSON summary / JUnit XML written where asked."""
 
-    def __init__(self, slos: list[Any], json_path: str | None, junit_path: str | None) -> None:
+    def __init__(
+        self, slos: list[Any], json_path: str | None, junit_path: str | None, html: str | None
+    ) -> None:
         import tempfile
 
         self.slos = slos
         self.json_path = json_path
         self.junit_path = junit_path
-        self.wanted = bool(slos or json_path or junit_path)
+        self.html_path = html
+        self.wanted = bool(slos or json_path or junit_path or html)
         self._dir = tempfile.mkdtemp(prefix="fleet-summary-") if self.wanted else None
         self.path = str(Path(self._dir) / "summary.json") if self._dir else None
 
@@ -367,7 +371,7 @@ class _Reports:
             return 0
         import shutil
 
-        from fleet.reports import junit
+        from fleet.reports import html, junit
         from fleet.reports import slo as slo_mod
         from fleet.reports import summary as report
 
@@ -377,6 +381,7 @@ class _Reports:
             except (OSError, ValueError):
                 click.echo("fleet: Locust wrote no run summary: SLOs not evaluated", err=True)
                 return 1
+            history = data.pop(html.HISTORY_KEY, [])
             results = slo_mod.evaluate_all(self.slos, {**data, "ledger": ledger})
             data = report.with_results(data, results, ledger)
             if interrupted:
@@ -396,6 +401,8 @@ class _Reports:
                 report.write(data, self.json_path)
             if self.junit_path:
                 junit.write(self.junit_path, results, data)
+            if self.html_path:
+                click.echo(f"fleet: fleet report {html.write(self.html_path, data, history)}")
             return 0 if data["passed"] else 1
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)

@@ -25,7 +25,7 @@ from fleet.locust import current, distributed, misbehave
 from fleet.metrics.stats import FleetStats
 from fleet.model.config import ConfigStore
 from fleet.model.station import BootInfo, Station
-from fleet.scenarios import behaviour, network, storms
+from fleet.scenarios import behaviour, network, power, storms
 from fleet.scenarios.profile import Profile
 
 log = logging.getLogger("fleet.locust")
@@ -65,7 +65,7 @@ class Bridge:
             None if seed is None else (seed, self.worker_index or 0).__hash__()
         )
         self.stats = FleetStats()
-        self.thread = LoopThread()
+        self.thread = LoopThread(self.stats)  # its lag probe writes into our stats
         self.fleet = Fleet(
             self.thread.loop,
             stats=self.stats,
@@ -76,8 +76,10 @@ class Bridge:
         )
         self.fleet.overrides.update(self.overrides)
         self.thread.start()
-        # Fleet-wide scenario directors (fault storms, offline waves) run on the loop.
+        # Fleet-wide scenario directors (fault storms, grid outages, offline waves) run
+        # on the loop.
         self.thread.call(storms.start, self.fleet, self.profile.faults, self.fleet.rng)
+        self.thread.call(power.start, self.fleet, self.profile.power, self.fleet.rng)
         self.thread.call(network.start, self.fleet, self.profile.network, self.fleet.rng)
         self.misbehave = misbehave.attach(self)  # misbehaving stations, if the profile says
         # Station numbers, unique in the whole run (distributed.py: on a worker, the

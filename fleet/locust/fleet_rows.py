@@ -1,5 +1,5 @@
-"""The Fleet tab's rows (see fleet.locust.webui), free of Locust so they can be
-tested without gevent."""
+"""The Fleet tab's rows and its history of samples (see fleet.locust.webui), free of
+Locust so they can be tested without gevent."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from fleet.model.connector import STATUSES
 from fleet.model.faults import BY_VENDOR_CODE
+from fleet.reports.html import LAG_KEY
 
 _EXTRAS = (
     ("stations_started", "Stations started"),
@@ -59,3 +60,71 @@ def fault_name(vendor_code: str) -> str:
 
 def _count(n: Any) -> str:
     return f"{int(n):,}"
+
+
+# -- the fleet's totals over a run ------------------------------------------------------
+
+SAMPLE_EVERY = 2.0
+"""Seconds between samples: the pace of the web UI's own stats poll."""
+
+CAPACITY = 300
+"""Samples kept at most: ten minutes at full resolution, then thinned. A chart is some
+500 pixels wide, so more points would not show more, and the chart fragment the tab
+fetches every two seconds stays below ~200 KB (six connector statuses, seven charts
+and the tooltips' numbers)."""
+
+_SAMPLED = (
+    "stations_connected",
+    "transactions_active",
+    "energy_wh",
+    "offline_queue_depth",
+    "reconnects",
+    "timeouts",
+    LAG_KEY,  # present once the loop-lag measurement feeds fleet_totals
+)
+
+
+def sample(t: float, totals: Mapping[str, Any], time_compression: float = 1.0) -> dict[str, Any]:
+    """The numbers of ``totals`` the charts draw, at wall time ``t``: levels as they
+    are, counters (energy, reconnects, timeouts) as running totals the charts turn
+    into rates, and the model clock's speed-up (charging power is per model hour)."""
+    out: dict[str, Any] = {"t": round(t, 3)}
+    out.update({k: totals[k] for k in _SAMPLED if k in totals})
+    out["connectors"] = {k: v for k, v in (totals.get("connectors") or {}).items() if v}
+    if time_compression != 1.0:
+        out["time_compression"] = time_compression
+    return out
+
+
+class History:
+    """The samples of one run, bounded: when full, every other sample is dropped and
+    from then on only every other one kept, so the history always spans the whole run
+    (at a coarser step the longer it goes) in at most ``capacity`` samples. The newest
+    sample is always the last, whether kept for good or not, so charts end at now."""
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        if capacity < 2:
+            raise ValueError("a history needs room for at least two samples")
+        self.capacity = capacity
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (a new run starts)."""
+        self._kept: list[dict[str, Any]] = []
+        self._newest: dict[str, Any] | None = None  # the last sample, if not kept
+        self._stride = 1  # keep every stride-th sample
+        self._seen = 0
+
+    def add(self, item: dict[str, Any]) -> None:
+        if self._seen % self._stride == 0:
+            if len(self._kept) >= self.capacity:
+                self._kept = self._kept[::2]
+                self._stride *= 2
+            self._kept.append(item)
+            self._newest = None
+        else:
+            self._newest = item
+        self._seen += 1
+
+    def samples(self) -> list[dict[str, Any]]:
+        return [*self._kept, *([self._newest] if self._newest is not None else [])]

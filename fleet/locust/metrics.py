@@ -30,7 +30,7 @@ from prometheus_client.core import Metric
 from fleet.locust import current
 from fleet.metrics import exporter
 from fleet.metrics.exporter import StationRow
-from fleet.metrics.stats import GAUGES, FleetStats, Snapshot, merge, snapshot
+from fleet.metrics.stats import GAUGES, FleetStats, Snapshot, lag_totals, merge, snapshot
 
 log = logging.getLogger("fleet.locust")
 
@@ -290,6 +290,7 @@ def fleet_totals(environment: Environment) -> dict[str, Any]:
         "transactions_started": stats.transactions_started,
         "transactions_stopped": stats.transactions_stopped,
         "connect_failures": {k: v for k, v in list(stats.connect_failures.items()) if v},
+        "generator": lag_totals(stats),
     }
 
 

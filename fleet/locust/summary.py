@@ -8,7 +8,8 @@ how the results come back, as JSON files the parent reads (see
   standalone process writes the run summary: Locust's own statistics per action
   (counts, failures, percentiles, rps), its failures grouped by OCPP error, and the
   fleet's totals (:func:`fleet.locust.metrics.fleet_totals`, summed over workers on a
-  master). The parent adds the ledger and the SLO verdicts.
+  master), and the fleet's totals sampled over the run (``history``). The parent adds
+  the ledger and the SLO verdicts.
 - ``--fleet-capacity-plan PATH`` / ``--fleet-capacity-out PATH``: the capacity shape
   (:class:`fleet.locust.shapes.CapacityShape`) steps the fleet through the plan's
   sizes; :class:`CapacityProbe` measures each step over a window (after a settle
@@ -37,6 +38,7 @@ from locust.runners import WorkerRunner
 
 from fleet.reports import slo as slo_mod
 from fleet.reports import summary as report
+from fleet.reports.html import HISTORY_KEY
 
 log = logging.getLogger("fleet.locust")
 
@@ -71,6 +73,10 @@ def setup(environment: Environment) -> None:
         return  # workers report to the master, which writes the summary
 
     at_stop: dict[str, Any] = {}
+    # The fleet's totals over the run, for the fleet report's charts (fleet run --html).
+    from fleet.locust.webui import recorder
+
+    recording = recorder(environment)
 
     def gauges_at_stop(**_: Any) -> None:
         # Before the stations go down: how many were connected, charging... at the end
@@ -87,6 +93,7 @@ def setup(environment: Environment) -> None:
             data["fleet"].update(
                 report.jsonable({k: v for k, v in at_stop.items() if k not in COUNTERS})
             )
+            data[HISTORY_KEY] = recording.history.samples()
             report.write(data, path)
         except Exception:  # a report must never turn a finished run into a traceback
             log.exception("could not write the summary to %s", path)

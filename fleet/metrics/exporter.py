@@ -22,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from fleet.metrics.stats import BUCKETS, FleetStats
+from fleet.metrics.stats import FleetStats, Histogram
 
 _ENERGY_J_PER_WH = 3600.0
 
@@ -63,16 +63,12 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
 
     h = HistogramMetricFamily(
         "fleet_ocpp_round_trip_seconds",
-        "Round trip of station-initiated CALLs, by action",
+        "Round trip of station-initiated CALLs, by action (a timeout counts at "
+        "WebsocketRequestTimeout)",
         labels=["action"],
     )
     for action, hist in list(s.round_trip.items()):
-        cumulative, buckets = 0, []
-        counts = list(hist.counts)
-        for bound, n in zip((*BUCKETS, float("inf")), counts, strict=True):
-            cumulative += n
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-        h.add_metric([action], buckets, hist.sum)
+        _add_histogram(h, [action], hist)
     yield h
 
     yield _counter(
@@ -158,12 +154,6 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
         ["action"],
         s.transaction_messages_dropped,
     )
-    yield _counter(
-        "fleet_disconnects",
-        "Open websockets lost without the station closing them, by reason",
-        ["reason"],
-        s.disconnects,
-    )
     c = CounterMetricFamily("fleet_reconnects", "Websocket reconnections after a loss")
     c.add_metric([], s.reconnects)
     yield c
@@ -203,6 +193,24 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
     for code, n in list(s.faults_active.items()):
         g.add_metric([code], n)
     yield g
+    h = HistogramMetricFamily(
+        "fleet_loop_lag_seconds",
+        "How late a periodic probe timer ran on the stations' event loop: the generator's "
+        "own share of every round trip",
+    )
+    _add_histogram(h, [], s.loop_lag)
+    yield h
+    yield _gauge(
+        "fleet_loop_lag_max_seconds",
+        "The longest probe lateness since the start (the worst process)",
+        s.loop_lag_max,
+    )
+    yield _gauge(
+        "fleet_loop_cpu_ratio",
+        "CPU share of the stations' event-loop thread over the last second, 0-1 "
+        "(the busiest process): near 1 the generator is the bottleneck",
+        s.loop_cpu_ratio,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +270,14 @@ def worker_families(workers: Iterable[tuple[str, float]]) -> Iterator[Metric]:
         value=n,
     )
     yield per_worker
+
+
+def _add_histogram(family: HistogramMetricFamily, labels: list[str], hist: Histogram) -> None:
+    cumulative, buckets = 0, []
+    for bound, n in zip((*hist.bounds, float("inf")), list(hist.counts), strict=True):
+        cumulative += n
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    family.add_metric(labels, buckets, hist.sum)
 
 
 def _counter(name: str, doc: str, labels: list[str], values: Any) -> CounterMetricFamily:

@@ -22,26 +22,63 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-"""Round-trip histogram bounds, in seconds (a CSMS answering in 30 s has timed out)."""
+BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0,
+    5.0, 5.5, 6.0, 7.0, 8.0, 9.0, 10.0, 10.5, 12.0, 15.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+"""Round-trip histogram bounds, in seconds.
+
+``histogram_quantile`` interpolates linearly inside the bucket that holds the quantile,
+so its error is at most that bucket's width. The bounds are dense where round trips of
+a struggling CSMS and its timeouts land: a CALL that times out is observed at
+``WebsocketRequestTimeout`` (an integer of at least 5 s, 10 by default) plus a few
+milliseconds, and every timeout from 5 to 10 s has a bound at it and the next one at
+most 1 s above (0.5 s for 5 and 10). A run whose p95 is in the timed-out mass therefore
+reads as 10-10.5 s, not 26.6 s as with a 10 -> 30 s gap. Error bounds per range are in
+docs/metrics-notes.md."""
+
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Event-loop lag bounds, in seconds. 0.05 is one on purpose: whether the p99 passed the
+default 50 ms threshold is then read exactly from the counts, not interpolated."""
+
+LAG_THRESHOLD = 0.05
+"""Lag p99 above which the generator, not the CSMS, may explain the round trips."""
+
+TRANSACTION_ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues")
+"""The transaction-related messages OCPP promises to deliver (the queue's actions)."""
 
 
 class Histogram:
-    """Per-bucket counts (not cumulative), sum and count."""
+    """Per-bucket counts (not cumulative), sum and count, over ``bounds``."""
 
-    __slots__ = ("counts", "sum")
+    __slots__ = ("bounds", "counts", "sum")
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)
+    def __init__(self, bounds: tuple[float, ...] = BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect_left(BUCKETS, value)] += 1
+        self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
     @property
     def count(self) -> int:
         return sum(self.counts)
+
+    def upper_bound(self, q: float) -> float | None:
+        """The upper bound of the bucket holding the ``q`` quantile (inf for the last):
+        the quantile is at most this. None when empty."""
+        counts = list(self.counts)
+        rank = q * sum(counts)
+        if not rank:
+            return None
+        seen = 0
+        for bound, n in zip((*self.bounds, float("inf")), counts, strict=True):
+            seen += n
+            if seen >= rank:
+                return bound
+        return float("inf")
 
 
 class FleetStats:
@@ -73,7 +110,11 @@ class FleetStats:
         # Open connections lost without the station asking, by reason ("connection
         # lost", "closed by CSMS", "ping timeout", "message too big", "protocol error").
         self.disconnects: defaultdict[str, int] = defaultdict(int)
-        self.transaction_messages_dropped: defaultdict[str, int] = defaultdict(int)
+        # Zero for every transaction action from the start: a healthy run shows 0 dropped,
+        # not "No data" (Prometheus has no series until a label value is first seen).
+        self.transaction_messages_dropped: defaultdict[str, int] = defaultdict(
+            int, dict.fromkeys(TRANSACTION_ACTIONS, 0)
+        )
         # Transaction messages waiting in the stations' queues (summed once a second by
         # fleet.scenarios.network), and how many queued offline were delivered since.
         self.offline_queue_depth = 0
@@ -89,6 +130,12 @@ class FleetStats:
         # kind, and (kind, how the CSMS answered: accepted, a CALLERROR code, timeout...).
         self.misbehave_sent: defaultdict[str, int] = defaultdict(int)
         self.misbehave_answers: defaultdict[tuple[str, str], int] = defaultdict(int)
+        # The generator's own health (fleet.engine.loop.LagProbe): how late a periodic
+        # timer runs on the stations' event loop, the latest, and the loop thread's CPU
+        # share over the last second. A loop that lags adds its lag to every round trip.
+        self.loop_lag = Histogram(LAG_BUCKETS)
+        self.loop_lag_max = 0.0
+        self.loop_cpu_ratio = 0.0
 
 
 GAUGES = frozenset(
@@ -100,13 +147,20 @@ GAUGES = frozenset(
         "transactions_active",
         "offline_queue_depth",
         "faults_active",
+        "loop_cpu_ratio",
     }
 )
 """FleetStats attributes that are levels now, not running totals."""
 
+MAXIMA = frozenset({"loop_lag_max", "loop_cpu_ratio"})
+"""Attributes merged by taking the largest, not the sum: the worst lag of any process,
+the busiest loop thread (a sum of CPU shares would read 1.7 for two busy workers and
+hide which one is saturated)."""
+
 Snapshot = dict[str, list[Any]]
 """``{attribute: [kind, value]}``; kind ``"n"`` a number, ``"d"`` a dict of numbers as
-``[[key, n], ...]``, ``"h"`` a dict of histograms as ``[[key, counts, sum], ...]``.
+``[[key, n], ...]``, ``"h"`` a dict of histograms as ``[[key, counts, sum], ...]``,
+``"H"`` one histogram as ``[bounds, counts, sum]``.
 Tuple keys travel as lists (msgpack has no tuples) and come back as tuples."""
 
 
@@ -123,6 +177,8 @@ def snapshot(stats: FleetStats) -> Snapshot:
     for name, value in list(vars(stats).items()):
         if isinstance(value, int | float):
             out[name] = ["n", value]
+        elif isinstance(value, Histogram):
+            out[name] = ["H", [list(value.bounds), list(value.counts), value.sum]]
         elif isinstance(value, Mapping):
             items = list(value.items())
             histograms = getattr(value, "default_factory", None) is Histogram
@@ -149,7 +205,14 @@ def merge(snapshots: Iterable[Snapshot], into: FleetStats | None = None) -> Flee
             if kind == "n":
                 have = fields.get(name, 0)
                 if isinstance(have, int | float):
-                    fields[name] = have + value
+                    fields[name] = max(have, value) if name in MAXIMA else have + value
+            elif kind == "H":
+                bounds, counts, total_sum = value
+                hist = fields.get(name)
+                if not isinstance(hist, Histogram):
+                    hist = fields[name] = Histogram(tuple(bounds))
+                if hist.bounds == tuple(bounds):
+                    _add(hist, counts, total_sum)
             elif kind == "d":
                 target = fields.get(name)
                 if not isinstance(target, dict):
@@ -166,11 +229,32 @@ def merge(snapshots: Iterable[Snapshot], into: FleetStats | None = None) -> Flee
                     hist = target.get(key)
                     if hist is None:
                         hist = target[key] = Histogram()
-                    if len(counts) != len(hist.counts):
-                        continue  # other bucket bounds: cannot be summed bucket by bucket
-                    hist.counts = [a + b for a, b in zip(hist.counts, counts, strict=True)]
-                    hist.sum += total_sum
+                    _add(hist, counts, total_sum)
     return total
+
+
+def _add(hist: Histogram, counts: list[int], total_sum: float) -> None:
+    if len(counts) != len(hist.counts):
+        return  # other bucket bounds: cannot be summed bucket by bucket
+    hist.counts = [a + b for a, b in zip(hist.counts, counts, strict=True)]
+    hist.sum += total_sum
+
+
+def lag_totals(stats: FleetStats) -> dict[str, Any]:
+    """The generator's health for the run summary and the Fleet tab: probe samples, the
+    lag p99 (at most this: the upper bound of its bucket; the worst lag where that is
+    +Inf), the worst lag, and the busiest loop thread's CPU share now."""
+    hist = stats.loop_lag
+    worst = float(stats.loop_lag_max)
+    p99 = hist.upper_bound(0.99)
+    if p99 is not None and p99 == float("inf"):
+        p99 = worst
+    return {
+        "samples": hist.count,
+        "lag_p99_ms": None if p99 is None else round(p99 * 1000, 3),
+        "lag_max_ms": None if not hist.count else round(worst * 1000, 3),
+        "loop_cpu_ratio": round(float(stats.loop_cpu_ratio), 4),
+    }
 
 
 def _wire_key(key: Any) -> Any:

@@ -58,6 +58,10 @@ class KeySpec:
     max_items_key: str | None = None  # csl: key whose current value caps the item count
     min_items: int = 0  # csl
     reboot_required: bool = False
+    # False where a CSMS may not write the empty string: a password it cannot unset, and
+    # the two settings the supervision URL is built from (empty, the station could never
+    # reconnect).
+    clearable: bool = True
     # False where the guide lists a key as RW but says writing is "currently not supported".
     write_supported: bool = True
 
@@ -83,13 +87,14 @@ class TooManyKeys(Exception):
 
 RO, RW, WO = Access.RO, Access.RW, Access.WO
 
-# The guide's table of supported measurands, plus the phase-less Current.Import that
-# OCPP allows for the same quantity.
+# The guide's table of supported measurands, exactly: a phase-less Current.Import is not
+# in it (the guide lists the three phases), so a list naming it is Rejected like any other
+# unsupported measurand. Every item here is one the station samples, so no accepted list
+# can yield a MeterValues with nothing to report.
 MEASURANDS = frozenset(
     {
         "Energy.Active.Import.Register",
         "Current.Offered",
-        "Current.Import",
         "Current.Import.L1",
         "Current.Import.L2",
         "Current.Import.L3",
@@ -157,6 +162,7 @@ def _str(
     pattern_hint: str = "",
     reboot_required: bool = False,
     write_supported: bool = True,
+    clearable: bool = True,
 ) -> KeySpec:
     return KeySpec(
         name,
@@ -170,6 +176,7 @@ def _str(
         pattern_hint=pattern_hint,
         reboot_required=reboot_required,
         write_supported=write_supported,
+        clearable=clearable,
     )
 
 
@@ -295,8 +302,17 @@ _TABLE: tuple[KeySpec, ...] = (
         pattern=_WS_URL,
         pattern_hint="a ws:// or wss:// URL",
         reboot_required=True,
+        clearable=False,
     ),
-    _str("BoxIdentifier", "", RW, "Charging station identity.", 50, reboot_required=True),
+    _str(
+        "BoxIdentifier",
+        "",
+        RW,
+        "Charging station identity.",
+        50,
+        reboot_required=True,
+        clearable=False,
+    ),
     # No default in the guide: 32 A, the 22 kW three-phase models.
     _int("iMaxDeratingSwCapacity", 32, RO, "Maximum current (A)."),
     _int(
@@ -318,7 +334,14 @@ _TABLE: tuple[KeySpec, ...] = (
     _network("DnsAddress2", "4.4.4.4", "DNS server 2."),
     _int("RestoreTimeout", 600, RW, "Delay (s) before resuming after a power cut.", 0, 86400),
     # Empty means unset; it is never revealed by GetConfiguration.
-    _str("AuthorizationKey", "", WO, "HTTP Basic Auth password (>= 16 bytes).", min_bytes=16),
+    _str(
+        "AuthorizationKey",
+        "",
+        WO,
+        "HTTP Basic Auth password (>= 16 bytes).",
+        min_bytes=16,
+        clearable=False,
+    ),
     # No default in the guide: 0, the unsecured profile. Lowering it is Rejected (OCPP
     # 1.6 security whitepaper); see ConfigStore.change_configuration.
     _int("SecurityProfile", 0, RW, "Security profile in use.", 0, 3, reboot_required=True),
@@ -517,8 +540,10 @@ class ConfigStore:
         spec = KEYS[name]
         if spec.access is Access.RO or not spec.write_supported:
             return "Rejected"
-        if spec.min_bytes is not None and not value:
-            return "Rejected"  # the CSMS sets a password, it cannot unset one
+        if not spec.clearable and not value:
+            # The CSMS sets a password, it cannot unset one; an empty SupervisionUrl or
+            # BoxIdentifier would leave the station unable to reach any CSMS again.
+            return "Rejected"
         try:
             text, parsed = _parse(spec, value, self.get_int)
         except ValueError:

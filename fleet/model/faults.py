@@ -8,6 +8,10 @@ pick a row instead of inventing combinations the real station never sends.
 faults the connector (and the StopTransaction reason of a transaction it ends) or is
 reported with the status unchanged, the connector it is reported on, and how it clears.
 ``Station.raise_fault`` / ``clear_fault`` and fault storms follow it.
+
+Three detections ship switched off ("This function is disabled by default": GroundFailure,
+WeakSignal, Front cover opened, :data:`DISABLED_BY_DEFAULT`): a station raises them only
+where its profile switches them on (``faults.enable``, see :func:`enabled_codes`).
 """
 
 from __future__ import annotations
@@ -19,23 +23,27 @@ __all__ = [
     "BEHAVIOURS",
     "BY_VENDOR_CODE",
     "CLEARINGS",
-    "REBOOT",
+    "DISABLED_BY_DEFAULT",
+    "POWER_CYCLE",
     "STAYS",
     "VENDOR_ERRORS",
     "Behaviour",
     "UnknownVendorError",
     "VendorError",
+    "enabled_codes",
     "lookup",
 ]
 
 # How an error clears (``Behaviour.clears``).
 AUTO = "auto"
 """Clears by itself once the condition ends (communication back, cover closed, ...)."""
-REBOOT = "reboot"
-"""Latched: clears when the station restarts (its self-tests pass again)."""
+POWER_CYCLE = "power-cycle"
+"""Latched until the next power cycle (its self-test runs at power-up): a Reset, which
+restarts the software on a powered unit, does not clear it; a power cut does."""
 STAYS = "stays"
-"""Stays until someone acts: a repair, new firmware or a corrected configuration."""
-CLEARINGS = (AUTO, REBOOT, STAYS)
+"""Stays until someone acts: a repair, new firmware or a corrected configuration. No
+timer clears it (a fault storm's ``duration`` does not; its ``repair_after`` does)."""
+CLEARINGS = (AUTO, POWER_CYCLE, STAYS)
 
 # OCPP 1.6 StopTransaction.req reasons used below. The 1.6 enum has no reason for a
 # protection trip (2.0.1 added GroundFault, OvercurrentFault, PowerQuality): a safety
@@ -53,7 +61,7 @@ class Behaviour:
     ``stop_reason``; otherwise the error is reported in a StatusNotification with the
     status unchanged (OCPP 1.6 allows an errorCode with any status) and charging goes on.
     ``connector``: 0 for a condition of the whole terminal, 1 for the charging outlet and
-    the vehicle side. ``clears``: AUTO, REBOOT or STAYS.
+    the vehicle side. ``clears``: AUTO, POWER_CYCLE or STAYS.
     """
 
     faults: bool
@@ -455,11 +463,11 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "0x0": _report(0, AUTO, "NoError: not an error; reports that all is well"),
     "0x300010": _fault(
         1,
-        REBOOT,
+        POWER_CYCLE,
         _OTHER,
         "residual-current (RDC-DD) board error: the "
-        "relay must not close without it; its self-test runs at power-up and before each "
-        "relay close, so it is latched until the next power cycle",
+        'relay must not close without it; its self-test runs at power-up ("after Power '
+        'Cycle") and before each relay close, so it is latched until the next power cycle',
     ),
     "0x300011": _fault(
         1,
@@ -489,6 +497,11 @@ BEHAVIOURS: dict[str, Behaviour] = {
 }
 
 BY_VENDOR_CODE: dict[str, VendorError] = {e.vendor_code: e for e in VENDOR_ERRORS}
+
+DISABLED_BY_DEFAULT: frozenset[str] = frozenset(
+    e.vendor_code for e in VENDOR_ERRORS if not e.enabled_by_default
+)
+"""Vendor codes of the detections the guide says ship disabled (rows 1, 5 and 8)."""
 
 # Profiles are hand-written: accept "0x10020c" as well as the guide's "0x10020C".
 _BY_CODE_FOLDED: dict[str, VendorError] = {e.vendor_code.lower(): e for e in VENDOR_ERRORS}
@@ -538,3 +551,26 @@ def lookup(code_or_name: str) -> VendorError:
         f"unknown vendor error {code_or_name!r}: expected a vendor code such as '0x100205' "
         "or an info name from the Charge Pro guide"
     )
+
+
+def enabled_codes(names: list[str] | tuple[str, ...]) -> frozenset[str]:
+    """The vendor codes of the disabled-by-default detections a profile switches on.
+
+    ``names`` are vendor codes or info names, as for :func:`lookup`. Naming a detection
+    that is on by default, or NoError, raises ValueError: the list would suggest a
+    setting that does nothing.
+    """
+    out = set()
+    for name in names:
+        error = lookup(name)
+        if error.vendor_code not in DISABLED_BY_DEFAULT:
+            disabled = ", ".join(
+                f"{BY_VENDOR_CODE[c].vendor_code} ({BY_VENDOR_CODE[c].info})"
+                for c in sorted(DISABLED_BY_DEFAULT)
+            )
+            raise ValueError(
+                f"{error.vendor_code} ({error.info}) is enabled by default; only {disabled} "
+                "can be enabled"
+            )
+        out.add(error.vendor_code)
+    return frozenset(out)

@@ -14,7 +14,12 @@ Charging table supports:
   caps the result.
 * Limits in W are converted to A per phase with a nominal voltage and the number of
   phases the station is wired for (``PhasesConnection``): the guide marks the period's
-  ``numberPhases`` as "not used".
+  ``numberPhases`` as "not used", so it is accepted and ignored (many CSMSs always send
+  it); ``Limits.reject_number_phases`` restores the guide's "rejected" reading.
+* ``minChargingRate`` ("Parameter used") is what OCPP 1.6 defines: the EV's minimum
+  charging rate, below which charging is inefficient. A limit below the minimum of a
+  profile that shapes it is not offered as such: the station offers 0 (charging is
+  suspended) until the limit is back at or above the minimum.
 
 The limit of the composite is a step function of time. Every instant where it can
 change is a *breakpoint* (a period start, a schedule end, a recurrence, a validity
@@ -156,7 +161,7 @@ class Limits:
     max_periods: int = 100
     max_installed: int = 200
     allowed_units: tuple[str, ...] = ("Current",)
-    reject_number_phases: bool = True
+    reject_number_phases: bool = False
 
 
 def parse_profile(
@@ -251,12 +256,15 @@ class SmartCharging:
         purpose: str | None = None,
         stack_level: int | None = None,
     ) -> bool:
-        """Remove every profile matching all the given criteria; True if any was removed."""
+        """Remove the profile ``profile_id`` (whatever the other criteria say: OCPP 1.6
+        ClearChargingProfile.req uses them only without an id), or else every profile
+        matching all the given criteria; True if any was removed."""
+        if profile_id is not None:
+            return self.profiles.pop(profile_id, None) is not None
         doomed = [
             pid
             for pid, p in self.profiles.items()
-            if (profile_id is None or pid == profile_id)
-            and (connector_id is None or p.connector_id == connector_id)
+            if (connector_id is None or p.connector_id == connector_id)
             and (purpose is None or p.purpose == purpose)
             and (stack_level is None or p.stack_level == stack_level)
         ]
@@ -306,26 +314,31 @@ class SmartCharging:
         transaction_id: int | None,
         voltage: float = NOMINAL_VOLTAGE,
     ) -> float | None:
-        """The limit in ``unit`` at ``t`` on a connector, or None if no profile sets one.
+        """The limit in ``unit`` at ``t`` on a connector, or None if no profile sets one;
+        0 where it is below the ``minChargingRate`` of a profile that shapes it.
 
         ``tx_start`` is the running transaction's start (None: no transaction): it
         anchors Relative schedules and admits TxProfiles.
         """
         profiles = self._applicable(connector_id, transaction_id, tx_start is not None)
-        return self._limit_of(profiles, t, unit, phases, tx_start, voltage)
+        limit, minimum = self._bounds(profiles, t, unit, phases, tx_start, voltage)
+        return None if limit is None else _honour_minimum(limit, minimum)
 
     @staticmethod
-    def _limit_of(
+    def _bounds(
         profiles: list[ChargingProfile],
         t: float,
         unit: str,
         phases: int,
         tx_start: float | None,
         voltage: float,
-    ) -> float | None:
+    ) -> tuple[float | None, float]:
+        """The limit the profiles set at ``t`` (None: none) and the highest
+        ``minChargingRate`` among the profiles that shape it (0: none), in ``unit``."""
         cap: float | None = None
         tx_limit: float | None = None
         default_limit: float | None = None
+        minimums = {CHARGE_POINT_MAX: 0.0, TX: 0.0, TX_DEFAULT: 0.0}
         for p in profiles:  # sorted by stack level, highest first
             if p.purpose == CHARGE_POINT_MAX:
                 if cap is not None:
@@ -339,6 +352,8 @@ class SmartCharging:
             if raw is None:
                 continue
             value = _convert(raw, p.unit, unit, phases, voltage)
+            if p.min_rate:
+                minimums[p.purpose] = _convert(p.min_rate, p.unit, unit, phases, voltage)
             if p.purpose == CHARGE_POINT_MAX:
                 cap = value
             elif p.purpose == TX:
@@ -346,9 +361,11 @@ class SmartCharging:
             else:
                 default_limit = value
         chosen = tx_limit if tx_limit is not None else default_limit
+        minimum = minimums[TX] if tx_limit is not None else minimums[TX_DEFAULT]
         if cap is None:
-            return chosen
-        return cap if chosen is None else min(cap, chosen)
+            return chosen, minimum
+        minimum = max(minimum, minimums[CHARGE_POINT_MAX])
+        return (cap if chosen is None else min(cap, chosen)), minimum
 
     def composite(
         self,
@@ -380,8 +397,8 @@ class SmartCharging:
                     points.add(offset)
         steps: list[tuple[int, float]] = []
         for offset in sorted(points):
-            value = self._limit_of(profiles, start + offset, unit, phases, anchor, voltage)
-            value = ceiling if value is None else min(value, ceiling)
+            limit, minimum = self._bounds(profiles, start + offset, unit, phases, anchor, voltage)
+            value = _honour_minimum(ceiling if limit is None else min(limit, ceiling), minimum)
             if not steps or steps[-1][1] != value:
                 steps.append((offset, value))
         return steps
@@ -395,6 +412,12 @@ class SmartCharging:
             for t in p.breakpoints(now, min(best, now + 8 * 86_400), tx_start):
                 best = min(best, t)
         return None if best == _FAR else best
+
+
+def _honour_minimum(limit: float, minimum: float) -> float:
+    """A limit below the EV's minimum charging rate suspends charging (0), OCPP 1.6
+    ChargingSchedule.minChargingRate; it is never offered as a lower rate."""
+    return 0.0 if limit < minimum else limit
 
 
 def _convert(value: float, src: str, dst: str, phases: int, voltage: float) -> float:

@@ -10,6 +10,10 @@ An SLO is one comparison, written the way a CI file reads best::
                                    reconnects, schema_violations, stations_started,
                                    stations_connected, connected_ratio (of the target fleet)
     ledger_problems == 0           the reference CSMS's consistency problems (embedded only)
+    generator_lag_p99 <= 50ms      the load generator's own event-loop lag p99 (an upper
+                                   bound: its histogram bucket's; pick a bound such as 10,
+                                   25, 50, 100ms and ``<=``). Above it, the round trips
+                                   measure the generator as much as the CSMS
 
 Operators: ``< <= > >= == !=``. Units: ``ms`` and ``s`` for round trips (required: a
 bare ``2`` could mean either), ``%`` for ratios. Every mistake is found by
@@ -81,6 +85,7 @@ FLEET: dict[str, Kind] = {
     "stations_connected": "count",
     "connected_ratio": "ratio",
     "ledger_problems": "count",
+    "generator_lag_p99": "time",
 }
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -338,6 +343,12 @@ def measure(slo: Slo, summary: Mapping[str, Any]) -> float | None:
         if not target:
             return None
         return _number(fleet.get("stations_connected", 0)) / float(target)
+    if name == "generator_lag_p99":
+        generator = summary.get("generator") or {}
+        if not generator.get("lag_samples"):
+            return None  # no probe ran: nothing says the generator kept up
+        value = generator.get("lag_p99_ms")
+        return None if value is None else float(value)
     if name == "ledger_problems":
         ledger = summary.get("ledger")
         if not ledger:

@@ -15,6 +15,9 @@ Layout (``version`` 1)::
      "errors": [{"action", "error", "occurrences"}],
      "errors_by_code": {"CALLERROR InternalError": 3, "timeout": 1},
      "fleet": {... fleet.locust.metrics.fleet_totals ...},
+     "generator": {"lag_p99_ms", "lag_max_ms", "lag_samples", "loop_cpu_ratio",
+                   "lag_threshold_ms", "latency_suspect"},
+     "latency_suspect": false,
      "ledger": {"summary": {...}, "problems": [...]} | null,
      "slos": [{"slo", "metric", "measured", "passed", "message", ...}],
      "passed": true}
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleet.metrics.stats import LAG_THRESHOLD
 from fleet.reports.slo import SloResult
 
 VERSION = 1
@@ -121,9 +125,11 @@ def build(
     errors: Iterable[tuple[str, str, int]] = (),
     fleet: Mapping[str, Any] | None = None,
     stations_target: int | None = None,
+    lag_threshold_ms: float = LAG_THRESHOLD * 1000,
 ) -> dict[str, Any]:
     """A summary from per-action groups, the errors (action, error, occurrences) and
-    the fleet's totals, over ``seconds``."""
+    the fleet's totals, over ``seconds``; the round trips are marked suspect when the
+    generator's own loop lag p99 passed ``lag_threshold_ms``."""
     total = Group()
     actions: dict[str, Any] = {}
     for name in sorted(groups):
@@ -141,6 +147,8 @@ def build(
         error_rows.append({"action": action, "error": text, "occurrences": occurrences})
         by_code[text] = by_code.get(text, 0) + occurrences
     error_rows.sort(key=lambda row: (-row["occurrences"], row["action"], row["error"]))
+    fleet_totals = jsonable(dict(fleet or {}))
+    generator = generator_health(fleet_totals.get("generator"), lag_threshold_ms)
     return {
         "version": VERSION,
         "duration_s": round(seconds, 3),
@@ -149,10 +157,33 @@ def build(
         "total": group_stats(total, seconds),
         "errors": error_rows,
         "errors_by_code": dict(sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "fleet": jsonable(dict(fleet or {})),
+        "fleet": fleet_totals,
+        "generator": generator,
+        "latency_suspect": generator["latency_suspect"],
         "ledger": None,
         "slos": [],
         "passed": True,
+    }
+
+
+def generator_health(lag: Any, threshold_ms: float) -> dict[str, Any]:
+    """The generator's lag for the summary (from fleet totals' ``generator``,
+    :func:`fleet.metrics.stats.lag_totals`), and whether it may have inflated the round
+    trips. A stations' event loop that runs its callbacks late adds that lateness to
+    every round trip it measures, so with a lag p99 above the threshold the latency
+    figures describe the generator as much as the CSMS: ``latency_suspect``.
+
+    ``lag_p99_ms`` is an upper bound (its histogram bucket's); at the default 50 ms, a
+    bucket bound, the verdict is exact."""
+    lag = lag if isinstance(lag, Mapping) else {}
+    p99 = lag.get("lag_p99_ms")
+    return {
+        "lag_p99_ms": p99,
+        "lag_max_ms": lag.get("lag_max_ms"),
+        "lag_samples": int(lag.get("samples") or 0),
+        "loop_cpu_ratio": lag.get("loop_cpu_ratio"),
+        "lag_threshold_ms": threshold_ms,
+        "latency_suspect": p99 is not None and float(p99) > threshold_ms,
     }
 
 

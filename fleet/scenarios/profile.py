@@ -19,7 +19,7 @@ import yaml
 from fleet.engine.security import Secret
 from fleet.model.config import KEYS, ConfigError, ConfigStore
 from fleet.model.meter import EvModel
-from fleet.scenarios import misbehave, network, replay, storms
+from fleet.scenarios import misbehave, network, power, replay, storms
 
 # A user's own profiles (./profiles) first, then the built-in ones: package data
 # (fleet/profiles, in the wheel too; the checkout's top-level profiles/ links to them).
@@ -114,8 +114,9 @@ class Profile:
     unplug_after_remote_stop: Range = (2.0, 6.0)
     firmware: str = "3.0.0"
     reboot_seconds: float = 10.0
-    reject_number_phases: bool = True
+    reject_number_phases: bool = False
     faults: Any = None  # storms.parse(): fault storms, or None
+    power: Any = None  # power.parse(): grid outages, or None
     network: Any = None  # network.parse(): offline waves and buffering, or None
     misbehave: Any = None  # misbehave.parse(): the misbehaving-station mode, or None
     kinds: tuple[Kind, ...] = ()
@@ -297,6 +298,7 @@ class _Reader:
                 "sessions",
                 "remote_start",
                 "faults",
+                "power",
                 "network",
                 "kinds",
                 "load",
@@ -316,7 +318,9 @@ class _Reader:
         firmware = str(station.get("firmware", "3.0.0"))
         if not 1 <= len(firmware) <= 50:
             raise self.fail("station.firmware", "firmwareVersion is 1..50 characters")
-        reject_number_phases = station.get("reject_number_phases", True)
+        # The guide marks numberPhases "Parameter not used": ignored by default (many
+        # CSMSs always send it); true keeps the guide's "rejected" reading.
+        reject_number_phases = station.get("reject_number_phases", False)
         if not isinstance(reject_number_phases, bool):
             raise self.fail("station.reject_number_phases", "expected true or false")
         model = str(station.get("model", "EVB4S22N40M"))
@@ -350,6 +354,7 @@ class _Reader:
             ),
             reject_number_phases=reject_number_phases,
             faults=storms.parse(self, top.get("faults")),
+            power=power.parse(self, top.get("power")),
             network=network.parse(self, top.get("network")),
             misbehave=misbehave.parse(self, top.get("misbehave")),
             plug_after_remote_start=self.range(

@@ -1,20 +1,23 @@
-"""The Fleet tab in Locust's web UI, in a real headless Chromium (issue 6).
+"""The Fleet tab in Locust's web UI, in a real headless Chromium (issues 6, 15).
 
 `fleet run --web` (embedded reference CSMS, a real Locust process) with 20 stations on
 a profile whose sessions last seconds and whose stations log in with an
 AuthorizationKey (security profile 1). The browser starts the swarm from Locust's
-form, opens the Fleet tab and must see connected stations and numbers that move;
-the tab's JSON route is checked over plain HTTP. Neither may show the key.
+form, opens the Fleet tab and must see connected stations and numbers that move, and
+charts above the table that gain points as the run goes on and survive a reload; the
+tab's JSON routes are checked over plain HTTP. Nothing may show the key.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from support import wait_until
 
-from fleet.locust.fleet_rows import fault_name, fleet_rows
+from fleet.locust.fleet_rows import History, fault_name, fleet_rows, sample
+from fleet.reports.html import LAG_KEY
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -81,6 +85,43 @@ def test_rows_are_human_readable() -> None:
         "Offline queue (messages)",
     ]
     assert fault_name("0x100205") == "ConnectorLockFailure: Lock / Unlock cable Failure (0x100205)"
+
+
+def test_history_is_bounded_and_spans_the_whole_run() -> None:
+    history = History(capacity=10)
+    for i in range(1000):
+        history.add({"t": float(i)})
+    times = [s["t"] for s in history.samples()]
+    assert len(times) <= 11  # the kept samples, and the newest one
+    assert times[0] == 0.0 and times[-1] == 999.0  # the whole run, up to now
+    kept = times[:-1]
+    assert len({b - a for a, b in itertools.pairwise(kept)}) == 1  # evenly thinned
+    history.clear()  # a new run
+    assert history.samples() == []
+    history.add({"t": 5.0})
+    assert history.samples() == [{"t": 5.0}]
+
+
+def test_samples_keep_what_the_charts_draw() -> None:
+    totals = {
+        "stations_connected": 3,
+        "connectors": {"Charging": 2, "Faulted": 0},
+        "energy_wh": 12.5,
+        "callerrors": {"InternalError": 1},  # not charted: not sampled
+    }
+    assert sample(100.0, totals) == {
+        "t": 100.0,
+        "stations_connected": 3,
+        "energy_wh": 12.5,
+        "connectors": {"Charging": 2},
+    }
+    # The generator-lag slot: sampled once fleet_totals carries it.
+    assert sample(1.0, {LAG_KEY: 0.07}, time_compression=144.0) == {
+        "t": 1.0,
+        LAG_KEY: 0.07,
+        "connectors": {},
+        "time_compression": 144.0,
+    }
 
 
 # -- a real run, a real browser -------------------------------------------------------
@@ -154,6 +195,12 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def totals(base: str) -> dict[str, Any]:
     return dict(json.loads(http(base + "/fleet/totals")))
+
+
+def start_swarm(base: str) -> None:
+    """Start the swarm unless it runs (the browser test starts it from Locust's form)."""
+    if json.loads(http(base + "/stats/requests"))["state"] in ("ready", "stopped"):
+        http(base + "/swarm", {"user_count": str(STATIONS), "spawn_rate": "10"})
 
 
 @pytest.fixture
@@ -241,9 +288,7 @@ def test_fleet_tab_shows_live_numbers(web_run: str, browser: WebDriver) -> None:
 
 
 def test_fleet_route_over_http(web_run: str) -> None:
-    # The swarm may already run (the browser test started it); start it otherwise.
-    if json.loads(http(web_run + "/stats/requests"))["state"] == "ready":
-        http(web_run + "/swarm", {"user_count": str(STATIONS), "spawn_rate": "10"})
+    start_swarm(web_run)
     body = wait_until(
         lambda: (
             (b := totals(web_run))["totals"]["stations_connected"] == STATIONS
@@ -277,3 +322,87 @@ def test_fleet_route_over_http(web_run: str) -> None:
     assert '"extended_tabs": [{"key": "fleet", "title": "Fleet"}]' in page
     for text in (page, json.dumps(body), json.dumps(stats)):
         assert SECRET not in text
+
+
+def test_fleet_tab_charts_grow_and_survive_a_reload(web_run: str, browser: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    start_swarm(web_run)
+    driver = browser
+    driver.get(web_run + "/?tab=fleet")
+
+    def points(chart: str) -> int:
+        """Points of the chart's first line now (0 while it is not drawn)."""
+        lines = driver.find_elements(By.CSS_SELECTOR, f'svg[data-chart="{chart}"] polyline')
+        return len((lines[0].get_attribute("points") or "").split()) if lines else 0
+
+    wait = WebDriverWait(driver, 30, ignored_exceptions=(Exception,))
+    wait.until(lambda _: points("stations") >= 2)
+    titles = [
+        svg.get_attribute("aria-label")
+        for svg in driver.find_elements(By.CSS_SELECTOR, "#fleet-charts svg[data-chart]")
+    ]
+    assert titles[:6] == [
+        "Stations connected",
+        "Transactions active",
+        "Charging power (kW)",
+        "Connectors by status",
+        "Reconnects and timeouts per second",
+        "Offline queue (messages)",
+    ]
+    # Connectors as stacked areas, one per status seen (20 outlets, some charging).
+    assert driver.find_elements(By.CSS_SELECTOR, 'svg[data-chart="connectors"] polygon.area')
+    # The table is still there, below the charts, with its exact figures.
+    charts_box = driver.find_element(By.ID, "fleet-charts")
+    table = driver.find_element(By.CSS_SELECTOR, "#root table")
+    assert charts_box.location["y"] < table.location["y"]
+    assert "Stations connected" in table.text
+
+    # The charts grow while the run goes on (a sample every two seconds), without a reload.
+    before = points("stations")
+    wait.until(lambda _: points("stations") >= before + 2)
+    grown = points("stations")
+
+    # The history lives on the server: a reload draws it again, whole.
+    driver.refresh()
+    wait.until(lambda _: points("stations") >= grown)
+    # Pointing at the right end of a chart reads the values there, as in Locust's charts.
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    chart = driver.find_element(By.CSS_SELECTOR, 'svg[data-chart="stations"]')
+    ActionChains(driver).move_to_element_with_offset(
+        chart, chart.size["width"] // 2 - 50, 0
+    ).perform()
+    tooltip = driver.find_element(By.CSS_SELECTOR, "#fleet-charts .fleet-tooltip")
+    wait.until(lambda _: f"Connected: {STATIONS}" in tooltip.text)
+    # No request leaves the Locust server (no CDN): every script is its own.
+    sources = [s.get_attribute("src") for s in driver.find_elements(By.TAG_NAME, "script")]
+    assert all(src.startswith(web_run) for src in sources if src)
+    driver.save_screenshot("/tmp/fleet-tab-charts.png")
+    assert SECRET not in driver.page_source
+
+
+def test_history_restarts_with_a_new_run(web_run: str) -> None:
+    start_swarm(web_run)
+    wait_until(
+        lambda: len(json.loads(http(web_run + "/fleet/history"))["samples"]) >= 2,
+        20,
+        "two samples of the running swarm",
+    )
+    http(web_run + "/stop", {})
+    wait_until(
+        lambda: json.loads(http(web_run + "/stats/requests"))["state"] == "stopped",
+        30,
+        "the swarm stopped",
+    )
+    restarted = time.time()
+    start_swarm(web_run)
+    samples = wait_until(
+        lambda: (s := json.loads(http(web_run + "/fleet/history"))["samples"]) and s,
+        20,
+        "a sample of the new run",
+    )
+    assert samples[0]["t"] >= restarted - 0.5  # nothing left of the first run
+    fragment = http(web_run + "/fleet/charts").decode()
+    assert 'data-chart="stations"' in fragment and SECRET not in fragment

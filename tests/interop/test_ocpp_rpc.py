@@ -297,7 +297,10 @@ def _station(identity: str, fleet: Fleet, **config: Any) -> Station:
 # IOP1 samples every measurand the Charge Pro has, and (as a unit configured with a
 # StopTxnSampledDataMaxLength would) puts transactionData in its StopTransaction.
 RICH_METER = {
-    "MeterValuesSampledData": "Energy.Active.Import.Register,Current.Offered,Current.Import",
+    "MeterValuesSampledData": (
+        "Energy.Active.Import.Register,Current.Offered,"
+        "Current.Import.L1,Current.Import.L2,Current.Import.L3"
+    ),
     "StopTxnSampledDataMaxLength": 4,
     "StopTxnSampledData": "Energy.Active.Import.Register,Current.Import.L1",
 }

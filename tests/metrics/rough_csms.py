@@ -12,8 +12,9 @@ count, a share of them badly:
 - every 5th StatusNotification: no answer at all (a timeout).
 
 After each BootNotification it also calls the station: GetConfiguration and
-TriggerMessage (CSMS-initiated calls, answered), and a ChangeConfiguration whose
-payload breaks the schema (the station rejects it: inbound error, schema violation).
+TriggerMessage (CSMS-initiated calls, answered), a ChangeConfiguration whose payload
+breaks the schema (the station rejects it: inbound error, schema violation), and a
+CALLRESULT for an id the station never used (OCPP-J says to ignore it: an ignored frame).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class RoughCsms:
                     ws, "TriggerMessage", {"requestedMessage": "Heartbeat", "connectorId": 0}
                 )
                 await self._call(ws, "ChangeConfiguration", {"key": 5, "value": "x"})
+                await ws.send(json.dumps([3, "nobody-asked", {}]))
 
     async def _call(self, ws: ServerConnection, action: str, payload: dict[str, Any]) -> None:
         await ws.send(json.dumps([2, f"csms-{next(self._ids)}", action, payload]))

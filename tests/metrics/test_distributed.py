@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from promtext import Samples, scrape, total
+from promtext import Samples, fetch, needs_promtool, promtool_check, scrape, total
 
 from fleet.csms.server import CsmsThread
 
@@ -212,6 +212,14 @@ def test_per_station_series_on_request(cluster: dict[str, object]) -> None:
     assert set(connected.values()) == {1.0}
     status = [labels for labels, v in samples["fleet_station_connector_status"] if v == 1]
     assert len(status) == 2 * STATIONS
+
+
+@needs_promtool
+def test_the_masters_exposition_passes_promtool(cluster: dict[str, object]) -> None:
+    """The master's page (the sum of both workers, its worker and per-station families)
+    is what strict scrapers read: Prometheus' own parser and linter must accept it."""
+    _settled(cluster)
+    promtool_check(fetch(str(cluster["metrics"])))
 
 
 def test_per_station_is_refused_for_a_big_fleet(tmp_path: Path) -> None:

@@ -10,13 +10,12 @@ dashboard variables substituted as Grafana would, and must return series.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -25,7 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from promtext import families, fetch, fleet_run, needs_promtool, promtool_check, stop
 from rough_csms import RoughCsms
+
+from fleet.csms.server import CsmsThread
+from fleet.metrics.exporter import FleetCollector, worker_families
+from fleet.metrics.stats import FleetStats
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -70,11 +74,18 @@ def substitute(expr: str) -> str:
 
 
 class Prom:
+    """Prometheus' HTTP API, every query evaluated at one instant (``at``, set while
+    the fleet runs), whatever the order the tests of two runs execute in."""
+
     def __init__(self, port: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
+        self.at: float | None = None
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        params = {"query": expr}
+        if self.at is not None:
+            params["time"] = f"{self.at:.3f}"
+        url = f"{self.base}/api/v1/query?" + urllib.parse.urlencode(params)
         with urllib.request.urlopen(url, timeout=10) as resp:
             body = json.load(resp)
         assert body["status"] == "success", (expr, body)
@@ -89,9 +100,12 @@ class Prom:
             return False
 
 
-@pytest.fixture(scope="module")
-def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("prom")
+@contextlib.contextmanager
+def scraped(
+    tmp: Path, csms_url: str, profile: str, stations: int, seconds: int, query_at: int
+) -> Iterator[dict[str, Any]]:
+    """Prometheus scraping ``fleet run`` every second; yields ``query_at`` seconds into
+    the run (the fleet still up) with the Prometheus API and the /metrics page then."""
     metrics_port, prom_port = _port(), _port()
     (tmp / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -110,32 +124,20 @@ def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         stdout=prom_log,
         stderr=subprocess.STDOUT,
     )
-    csms = RoughCsms()
-    url = csms.start()
     fleet_log = open(tmp / "fleet.log", "wb")  # noqa: SIM115
     started = time.monotonic()
     fleet = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fleet",
-            "run",
-            "--headless",
-            "--stations",
-            "12",
-            "--spawn-rate",
-            "12",
-            "--duration",
-            f"{RUN_SECONDS}s",
-            "--profile",
-            str(HERE / "every-panel.yaml"),
+        fleet_run(
+            stations,
+            seconds,
+            profile,
             "--seed",
             "11",
             "--csms",
-            url,
+            csms_url,
             "--metrics-port",
             str(metrics_port),
-        ],
+        ),
         stdout=fleet_log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
@@ -147,21 +149,47 @@ def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             assert prom.poll() is None, (tmp / "prometheus.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "prometheus did not become ready"
             time.sleep(0.2)
-        time.sleep(max(0.0, started + QUERY_AT - time.monotonic()))
+        time.sleep(max(0.0, started + query_at - time.monotonic()))
         assert fleet.poll() is None, (tmp / "fleet.log").read_text()[-3000:]
-        yield {"api": api, "fleet": fleet, "csms": csms, "tmp": tmp}
+        exposition = fetch(f"http://127.0.0.1:{metrics_port}/metrics")
+        time.sleep(1.5)  # a scrape after the page we hold, so `at` sees it
+        api.at = time.time()
+        yield {"api": api, "fleet": fleet, "tmp": tmp, "exposition": exposition}
     finally:
         for proc in (fleet, prom):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        csms.stop()
+            stop(proc)
         prom_log.close()
         fleet_log.close()
+
+
+@pytest.fixture(scope="module")
+def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Everything happens: the every-panel profile against the rough CSMS."""
+    csms = RoughCsms()
+    url = csms.start()
+    try:
+        with scraped(
+            tmp_path_factory.mktemp("prom"),
+            url,
+            str(HERE / "every-panel.yaml"),
+            12,
+            RUN_SECONDS,
+            QUERY_AT,
+        ) as run:
+            yield {**run, "csms": csms}
+    finally:
+        csms.stop()
+
+
+@pytest.fixture(scope="module")
+def healthy_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Nothing goes wrong: an idle fleet against the reference CSMS, which answers
+    everything; no offline wave, no fault storm, no misbehaving station."""
+    with (
+        CsmsThread(accept_all_tags=True, heartbeat_interval=3600) as csms,
+        scraped(tmp_path_factory.mktemp("healthy"), csms.url, "idle", 6, 25, 12) as run,
+    ):
+        yield run
 
 
 def test_prometheus_scrapes_the_fleet(scraped_run: dict[str, Any]) -> None:
@@ -174,6 +202,35 @@ def test_prometheus_scrapes_the_fleet(scraped_run: dict[str, Any]) -> None:
     assert [s["metric"]["job"] for s in jobs] == ["chargepro-fleet"]
 
 
+def test_every_panel_of_a_healthy_run_shows_something(healthy_run: dict[str, Any]) -> None:
+    """A healthy run reads 0, not "No data": every panel has at least one target with
+    a value (a labelled counter's panel through its total), and every stat panel
+    and every total reads a number."""
+    api: Prom = healthy_run["api"]
+    empty_panels: dict[tuple[str, str], list[str]] = {}
+    blank = []
+    for board, title, expr in panel_targets():
+        result = api.query(substitute(expr))
+        if not result:
+            empty_panels.setdefault((board, title), []).append(expr)
+        else:
+            empty_panels.setdefault((board, title), [])
+            if " or (0 * " in expr and [float(r["value"][1]) for r in result] != [0.0]:
+                blank.append(f"{title}: {expr} -> {result}")
+    dark = [
+        f"{board} / {title}"
+        for (board, title), missing in empty_panels.items()
+        if len(missing) == sum(1 for b, t, _ in panel_targets() if (b, t) == (board, title))
+    ]
+    assert not dark, "panels with no data on a healthy run:\n" + "\n".join(dark)
+    assert not blank, "totals that are not 0 on a healthy run:\n" + "\n".join(blank)
+    for expr in (
+        'sum(fleet_transaction_messages_dropped_total{job=~".*"})',
+        'sum(fleet_faults_active{job=~".*"}) or (0 * sum(fleet_stations_started))',
+    ):
+        assert [float(r["value"][1]) for r in api.query(expr)] == [0.0], expr
+
+
 def test_every_panel_query_returns_data(scraped_run: dict[str, Any]) -> None:
     api: Prom = scraped_run["api"]
     targets = panel_targets()
@@ -184,6 +241,21 @@ def test_every_panel_query_returns_data(scraped_run: dict[str, Any]) -> None:
         if not api.query(substitute(expr))
     ]
     assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+@needs_promtool
+def test_promtool_accepts_a_run_that_fills_every_family(scraped_run: dict[str, Any]) -> None:
+    promtool_check(scraped_run["exposition"])
+
+
+def test_the_run_fills_every_family(scraped_run: dict[str, Any]) -> None:
+    """Every family a single process exports has series in this run (so promtool above
+    saw each one with samples, not only its HELP and TYPE lines)."""
+    counts = families(scraped_run["exposition"])
+    exported = {f.name for f in FleetCollector(FleetStats()).collect()}
+    exported |= {f.name for f in worker_families([])}
+    assert set(counts) == exported
+    assert [name for name, n in counts.items() if n == 0] == []
 
 
 # What the profile and the rough CSMS make happen: each must have been above zero at
@@ -205,6 +277,12 @@ HAPPENED = [
     "sum(fleet_faults_active)",
     "sum(fleet_faults_raised_total)",
     'sum(fleet_connectors{status="Charging"})',
+    "sum(fleet_ignored_frames_total)",
+    "sum(fleet_misbehave_sent_total)",
+    "sum(fleet_misbehave_answers_total)",
+    "sum(fleet_loop_lag_seconds_count)",
+    "max(fleet_loop_lag_max_seconds)",
+    "max(fleet_loop_cpu_ratio)",
 ]
 
 

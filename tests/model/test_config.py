@@ -276,8 +276,8 @@ def test_canonical_values_are_stored() -> None:
     assert store.get("LocalPreAuthorize") == "True"
     store.change_configuration("HeartbeatInterval", "007")
     assert store.get("HeartbeatInterval") == "7"
-    store.change_configuration("MeterValuesSampledData", " Current.Import , Current.Offered ")
-    assert store.get("MeterValuesSampledData") == "Current.Import,Current.Offered"
+    store.change_configuration("MeterValuesSampledData", " Current.Import.L1 , Current.Offered ")
+    assert store.get("MeterValuesSampledData") == "Current.Import.L1,Current.Offered"
 
 
 def test_measurand_lists() -> None:
@@ -287,26 +287,26 @@ def test_measurand_lists() -> None:
     assert change(
         "MeterValuesSampledData", "Energy.Active.Import.Register,Power.Active.Import"
     ) == ("Rejected")
-    assert change("MeterValuesSampledData", "Current.Import") == "Accepted"
-    assert store.get_list("MeterValuesSampledData") == ("Current.Import",)
-    assert change("MeterValuesSampledData", "Current.Import,Current.Import") == "Rejected"
+    assert change("MeterValuesSampledData", "Current.Import.L2") == "Accepted"
+    assert store.get_list("MeterValuesSampledData") == ("Current.Import.L2",)
+    assert change("MeterValuesSampledData", "Current.Import.L2,Current.Import.L2") == "Rejected"
     assert change("MeterValuesSampledData", "") == "Accepted"
     assert store.get_list("MeterValuesSampledData") == ()
-    assert change("MeterValuesAlignedData", "Current.Offered,Current.Import") == "Accepted"
+    assert change("MeterValuesAlignedData", "Current.Offered,Current.Import.L3") == "Accepted"
 
 
 def test_measurand_list_item_count_follows_its_max_length_key() -> None:
-    four = "Energy.Active.Import.Register,Current.Offered,Current.Import,Current.Import.L1"
-    three = "Energy.Active.Import.Register,Current.Offered,Current.Import"
+    four = "Energy.Active.Import.Register,Current.Offered,Current.Import.L1,Current.Import.L2"
+    three = "Energy.Active.Import.Register,Current.Offered,Current.Import.L1"
     # The override of a cap and of its list are applied together, whatever their order.
     store = ConfigStore({"MeterValuesSampledDataMaxLength": 3, "MeterValuesSampledData": ""})
     assert store.change_configuration("MeterValuesSampledData", four) == "Rejected"
     assert store.change_configuration("MeterValuesSampledData", three) == "Accepted"
-    all_six = ",".join(
-        ["Energy.Active.Import.Register", "Current.Offered", "Current.Import"]
+    all_five = ",".join(
+        ["Energy.Active.Import.Register", "Current.Offered"]
         + [f"Current.Import.L{n}" for n in (1, 2, 3)]
     )
-    assert ConfigStore().change_configuration("MeterValuesSampledData", all_six) == "Accepted"
+    assert ConfigStore().change_configuration("MeterValuesSampledData", all_five) == "Accepted"
 
 
 def test_max_length_override_below_the_default_list_is_an_error() -> None:
@@ -322,7 +322,7 @@ def test_stop_txn_sampled_data_is_capped_at_zero_until_overridden() -> None:
     assert store.get_list("StopTxnSampledData") == ("Current.Offered",)
     assert (
         store.change_configuration(
-            "StopTxnSampledData", "Current.Offered,Current.Import,Energy.Active.Import.Register"
+            "StopTxnSampledData", "Current.Offered,Current.Import.L1,Energy.Active.Import.Register"
         )
         == "Rejected"
     )
@@ -415,7 +415,7 @@ def test_set_internal_ignores_access_but_validates() -> None:
 def test_snapshot_restore_round_trip() -> None:
     store = ConfigStore({"StopTxnSampledDataMaxLength": 3, "StationName": "Depot 4"})
     store.change_configuration("HeartbeatInterval", "120")
-    store.change_configuration("StopTxnSampledData", "Current.Offered,Current.Import")
+    store.change_configuration("StopTxnSampledData", "Current.Offered,Current.Import.L1")
     store.change_configuration("AuthorizationKey", KEY)
     store.change_configuration("LocalPreAuthorize", "true")
     store.change_configuration("LocalPreAuthorize", "false")  # back to the default
@@ -424,7 +424,7 @@ def test_snapshot_restore_round_trip() -> None:
     rebooted = ConfigStore.restore(snapshot)
     assert rebooted.get_configuration(None) == store.get_configuration(None)
     assert rebooted.get("AuthorizationKey") == KEY
-    assert rebooted.get_list("StopTxnSampledData") == ("Current.Offered", "Current.Import")
+    assert rebooted.get_list("StopTxnSampledData") == ("Current.Offered", "Current.Import.L1")
     assert rebooted.snapshot() == snapshot
 
 
@@ -473,3 +473,34 @@ def test_override_errors_are_one_line_and_name_the_key(
     assert message in text
     assert next(iter(overrides)) in text
     assert "secret" not in text
+
+
+@pytest.mark.parametrize("key", ["MeterValuesSampledData", "StopTxnSampledData"])
+def test_current_import_without_a_phase_is_an_unsupported_measurand(key: str) -> None:
+    """Guide, "supported measurands": Current.Import.L1/L2/L3, never phase-less."""
+    store = ConfigStore({"StopTxnSampledDataMaxLength": 3})
+    assert store.change_configuration(key, "Current.Import") == "Rejected"
+    assert store.change_configuration(key, "Current.Offered,Current.Import") == "Rejected"
+    with pytest.raises(ConfigError, match=r"Current\.Import"):
+        ConfigStore({"StopTxnSampledDataMaxLength": 3, key: "Current.Import"})
+
+
+@pytest.mark.parametrize("key", ["SupervisionUrl", "BoxIdentifier", "AuthorizationKey"])
+def test_a_csms_cannot_empty_what_the_connection_needs(key: str) -> None:
+    """An empty SupervisionUrl or BoxIdentifier would leave the station unable to reach
+    any CSMS again; the station (set_internal) still may."""
+    store = ConfigStore()
+    store.set_internal("SupervisionUrl", "ws://csms.example/ocpp")
+    store.set_internal("BoxIdentifier", "CP-1")
+    assert store.change_configuration(key, "") == "Rejected"
+    assert store.get(key) == {
+        "SupervisionUrl": "ws://csms.example/ocpp",
+        "BoxIdentifier": "CP-1",
+    }.get(key, "")
+
+
+def test_ocpp_enable_needs_a_reboot() -> None:
+    """OcppEnable switches supervision/standalone: it takes effect at the next reboot."""
+    store = ConfigStore()
+    assert store.change_configuration("OcppEnable", "False") == "RebootRequired"
+    assert store.change_configuration("OcppEnable", "False") == "Accepted"  # no change

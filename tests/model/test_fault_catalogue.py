@@ -17,10 +17,12 @@ from fleet.model.faults import (
     AUTO,
     BEHAVIOURS,
     CLEARINGS,
-    REBOOT,
+    DISABLED_BY_DEFAULT,
+    POWER_CYCLE,
     STAYS,
     VENDOR_ERRORS,
     VendorError,
+    enabled_codes,
     lookup,
 )
 from fleet.model.station import Station
@@ -79,10 +81,39 @@ def test_the_main_decisions() -> None:
     assert not lookup("0x30000E").faults  # LocalListConflict
     assert lookup("0x100205").faults and lookup("0x100205").behaviour.connector == 1
     assert lookup("0x100101").behaviour.connector == 0  # inside the terminal
-    assert lookup("0x300010").behaviour.clears == REBOOT  # self-test at power-up
+    assert lookup("0x300010").behaviour.clears == POWER_CYCLE  # self-test at power-up
     assert lookup("0x300006").behaviour.clears == STAYS  # welded contactor
     assert lookup("0x30000B").behaviour.clears == AUTO
     assert len(FAULTING) == 17 and len(REPORTED) == 11
+
+
+def test_the_guide_s_disabled_by_default_detections() -> None:
+    """Rows 1, 5 and 8 say "This function is disabled by default"; nothing else does."""
+    flagged = {e.vendor_code for e in VENDOR_ERRORS if "disabled by default" in e.description}
+    assert flagged == DISABLED_BY_DEFAULT == {"0x100206", "0x100008", "0x10020C"}
+    assert {lookup(c).info for c in DISABLED_BY_DEFAULT} == {
+        "GroundFailure",
+        "WeakSignal",
+        "Front cover opened",
+    }
+
+
+def test_a_profile_enables_disabled_detections_by_code_or_name() -> None:
+    assert enabled_codes(["GroundFailure", "0x10020c"]) == {"0x100206", "0x10020C"}
+    assert enabled_codes([]) == frozenset()
+    with pytest.raises(ValueError, match="enabled by default"):
+        enabled_codes(["0x100101"])  # HighTemperature is always on
+    with pytest.raises(KeyError, match="unknown vendor error"):
+        enabled_codes(["0x123456"])
+
+
+def test_latched_and_stays_until_repaired() -> None:
+    """Only the RDC-DD self-test error (it runs "after Power Cycle") is latched until a
+    power cycle; the hardware defects stay until repaired."""
+    latched = {code for code, b in BEHAVIOURS.items() if b.clears == POWER_CYCLE}
+    assert latched == {"0x300010"}
+    stays = {code for code, b in BEHAVIOURS.items() if b.clears == STAYS}
+    assert stays == {"0x300000", "0x300001", "0x10020F", "0x300006", "0x300007"}
 
 
 # -- the station --------------------------------------------------------------------------

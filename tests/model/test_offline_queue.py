@@ -199,3 +199,70 @@ def test_a_start_given_up_on_drops_what_cannot_name_its_transaction_counted() ->
         ("StopTransaction",),
     ]
     assert st.dropped_messages == 3 and st.transaction_backlog == 0
+
+
+# -- a timeout is not a failure to process (issue 12, item 3) ---------------------------
+
+
+def test_timeouts_count_no_attempt_and_no_message_of_the_session_is_dropped() -> None:
+    rec = Recorder()
+    st, c = make(
+        {"TransactionMessageAttempts": 2, "TransactionMessageRetryInterval": 15}, observer=rec
+    )
+    c.timeouts = {"StartTransaction": 5, "MeterValues": 3, "StopTransaction": 3}
+    c.run(T0 + 10)
+    c.do(st.plug_in)
+    c.do(st.present_tag, "TAG1")
+    c.run(T0 + 400)
+    c.do(st.unplug)
+    c.run(T0 + 600)
+    log = tx_log(c)
+    starts = [p for a, p in log if a == "StartTransaction"]
+    assert len(starts) == 6 and all(p == starts[0] for p in starts)  # the same message
+    answered_id = c.next_transaction_id
+    later = [p for a, p in log if a != "StartTransaction"]
+    assert later and all(p["transactionId"] == answered_id for p in later)
+    assert [a for a, _ in log][-1] == "StopTransaction"
+    assert rec.of("message_dropped") == [] and st.dropped_messages == 0
+    assert st.transaction_backlog == 0
+
+
+def test_meter_values_wait_for_the_id_of_a_start_the_csms_is_slow_to_answer() -> None:
+    st, c = make({"MeterValueSampleInterval": 10, "TransactionMessageRetryInterval": 30})
+    c.timeouts = {"StartTransaction": 4}
+    c.run(T0 + 10)
+    c.do(st.plug_in)
+    c.do(st.present_tag, "TAG1")
+    c.run(T0 + 200)
+    log = tx_log(c)
+    first_answer = [s.at for s in c.sent("StartTransaction")][-1]
+    assert first_answer == T0 + 10 + 4 * 30
+    sent_before = [s for s in c.log if s.action == "MeterValues" and s.at < first_answer]
+    assert sent_before == []  # nothing names the transaction before the CSMS did
+    values = [p for a, p in log if a == "MeterValues"]
+    assert len(values) >= 18  # every sample since the start, none lost
+    assert all(p["transactionId"] == c.next_transaction_id for p in values)
+    assert st.dropped_messages == 0
+
+
+def test_a_timed_out_message_stays_first_and_goes_first_after_the_reconnect() -> None:
+    st, c = make({"TransactionMessageRetryInterval": 300, "MeterValueSampleInterval": 0})
+    c.run(T0 + 10)
+    c.do(st.plug_in)
+    c.do(st.present_tag, "TAG1")
+    c.timeouts = {"StopTransaction": 1}
+    c.run(T0 + 50)
+    c.do(st.unplug)  # the StopTransaction times out at +50
+    assert st.transaction_backlog == 1
+    c.link_down(T0 + 60)
+    c.run(T0 + 70)
+    c.do(st.plug_in)
+    c.do(st.present_tag, "TAG2")  # a new session, offline: queued behind the Stop
+    c.link_up(T0 + 100)  # long before the retry interval is over
+    after = [s for s in c.log if s.at >= T0 + 100 and s.action in TX_ACTIONS]
+    assert [(s.at, s.action) for s in after[:2]] == [
+        (T0 + 100, "StopTransaction"),
+        (T0 + 100, "StartTransaction"),
+    ]
+    assert after[0].payload["transactionId"] == 1001
+    assert st.dropped_messages == 0 and st.transaction_resends == 1

@@ -206,6 +206,10 @@ def test_clear_by_criteria() -> None:
         (0, profile(3, [(0, 16)], purpose=CHARGE_POINT_MAX)),
     )
     assert not sc.clear(profile_id=99)
+    # With an id, that profile goes whatever the other criteria say (OCPP 1.6
+    # ClearChargingProfile.req: they apply when no id is given).
+    assert sc.clear(profile_id=3, connector_id=1, purpose=TX, stack_level=7)
+    sc.install(parse_profile(0, profile(3, [(0, 16)], purpose=CHARGE_POINT_MAX), T, BOTH), BOTH)
     assert sc.clear(purpose=TX_DEFAULT, stack_level=2)
     assert sorted(sc.profiles) == [1, 3]
     assert sc.clear(connector_id=0)
@@ -231,12 +235,52 @@ def test_rejections(connector: int, raw: dict[str, Any], limits: Limits, reason:
         parse_profile(connector, raw, T, limits)
 
 
-def test_number_phases_is_rejected_as_the_guide_says_unless_configured() -> None:
+def test_number_phases_is_ignored_unless_configured_to_reject() -> None:
+    """Guide: numberPhases "Parameter not used": accepted and ignored by default (many
+    CSMSs always send it); rejecting it stays available as an option."""
     raw = profile(1, [(0, 10)])
-    raw["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 3
+    raw["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 1
+    parsed = parse_profile(1, raw, T, Limits())
+    assert parse_profile(1, profile(1, [(0, 10)]), T, Limits()).periods == parsed.periods
     with pytest.raises(ProfileRejected, match="numberPhases"):
-        parse_profile(1, raw, T, Limits())
-    parse_profile(1, raw, T, Limits(reject_number_phases=False))
+        parse_profile(1, raw, T, Limits(reject_number_phases=True))
+
+
+def _with_minimum(raw: dict[str, Any], minimum: float) -> dict[str, Any]:
+    raw["chargingSchedule"]["minChargingRate"] = minimum
+    return raw
+
+
+def test_a_limit_below_min_charging_rate_suspends_instead() -> None:
+    """OCPP 1.6 ChargingSchedule.minChargingRate: the EV's minimum charging rate. A
+    limit under it is not offered (the EV would charge inefficiently, or not at all):
+    the station offers 0 and resumes once the limit is back at or above it."""
+    sc = installed((1, _with_minimum(profile(1, [(0, 16), (600, 8), (1200, 10)]), 10.0)))
+    kw: Any = {"unit": "A", "phases": 3, "tx_start": None, "transaction_id": None}
+    assert sc.limit(T + 1, 1, **kw) == 16
+    assert sc.limit(T + 700, 1, **kw) == 0.0
+    assert sc.limit(T + 1300, 1, **kw) == 10
+    steps = sc.composite(T, 1800, 1, ceiling=CEIL, **kw)
+    assert steps == [(0, 16), (600, 0.0), (1200, 10)]
+
+
+def test_min_charging_rate_in_watts_is_converted_and_holds_against_a_cap() -> None:
+    """The minimum is in the schedule's unit; a ChargePointMaxProfile capping the
+    limit below the EV's minimum suspends too."""
+    kw: Any = {"unit": "A", "phases": 3, "tx_start": None, "transaction_id": None}
+    # 11040 W on three phases at 230 V is 16 A; minimum 6900 W is 10 A.
+    sc = installed((1, _with_minimum(profile(1, [(0, 11040)], unit="W"), 6900)))
+    assert sc.limit(T + 1, 1, **kw) == pytest.approx(16)
+    sc.install(parse_profile(0, profile(2, [(0, 8)], purpose=CHARGE_POINT_MAX), T, BOTH), BOTH)
+    assert sc.limit(T + 1, 1, **kw) == 0.0
+    # The composite schedule says the same.
+    assert sc.composite(T, 60, 1, ceiling=CEIL, **kw) == [(0, 0.0)]
+
+
+def test_no_min_charging_rate_keeps_low_limits() -> None:
+    sc = installed((1, profile(1, [(0, 3)])))
+    kw: Any = {"unit": "A", "phases": 3, "tx_start": None, "transaction_id": None}
+    assert sc.limit(T + 1, 1, **kw) == 3
 
 
 def test_max_installed() -> None:

@@ -90,6 +90,7 @@ class Csms:
         self.start_status: dict[str, str] = {}  # idTag -> StartTransaction status override
         self.default_status = "Accepted"
         self.errors: dict[str, int] = {}  # action -> CALLERRORs to give before answering
+        self.timeouts: dict[str, int] = {}  # action -> CALLs left unanswered (timed out)
         self.held: set[str] = set()  # actions left unanswered (in flight) until release()
         self.pending: Sent | None = None
         self.next_transaction_id = 1000
@@ -122,6 +123,10 @@ class Csms:
         self.flush()
 
     def _answer(self, sent: Sent) -> None:
+        if self.timeouts.get(sent.action, 0) > 0:
+            self.timeouts[sent.action] -= 1
+            self.station.on_failure(True, self.now)  # no answer within the timeout
+            return
         reply = self._reply(sent.action, sent.payload)
         if reply is None:
             self.station.on_failure(False, self.now)

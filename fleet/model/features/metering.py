@@ -1,0 +1,95 @@
+"""Meter values: the sampling clock of a transaction and the sampled values.
+
+Online, a transaction is sampled every ``MeterValueSampleInterval`` seconds from its
+start; offline every ``disconnectedMeterValueSampleInterval``. Each sample is a
+transaction message (queued in order, kept offline); with ``StopTxnSampledData`` the
+samples are also kept for the StopTransaction's ``transactionData``.
+"""
+
+from __future__ import annotations
+
+from fleet.model.messages import (
+    MeterValue,
+    MeterValuesRequest,
+    Phase,
+    ReadingContext,
+    SampledValue,
+)
+from fleet.model.outbox import Outgoing, wire
+from fleet.model.port import StationPort
+from fleet.model.records import Transaction, iso8601
+
+
+def first_sample_after(st: StationPort, start: float, now: float) -> float | None:
+    interval = st.sample_interval if st.online else st.offline_sample_interval
+    if interval <= 0:
+        return None
+    periods = int((now - start) // interval) + 1
+    return start + periods * interval
+
+
+def reschedule_sample(st: StationPort, now: float) -> None:
+    tx = st.transaction
+    if tx is not None and tx.stop_reason is None:
+        tx.next_sample = first_sample_after(st, tx.started_at, now)
+
+
+def take_sample(st: StationPort, tx: Transaction, now: float, context: ReadingContext) -> None:
+    st.integrate(now)
+    payload: MeterValuesRequest = {
+        "connectorId": tx.connector_id,
+        "transactionId": 0,  # filled in when sent
+        "meterValue": [meter_value(st, now, context, st.measurands)],
+    }
+    st.queue_transaction_message(Outgoing("MeterValues", wire(payload), tx))
+    if st.stop_measurands:
+        tx.samples.append(meter_value(st, now, context, st.stop_measurands))
+
+
+_PHASES: dict[str, tuple[Phase, ...]] = {
+    "Current.Import": ("L1", "L2", "L3"),
+    "Current.Import.L1": ("L1",),
+    "Current.Import.L2": ("L2",),
+    "Current.Import.L3": ("L3",),
+}
+
+
+def meter_value(
+    st: StationPort, now: float, context: ReadingContext, measurands: tuple[str, ...]
+) -> MeterValue:
+    m = st.meter
+    sampled: list[SampledValue] = []
+    for measurand in measurands:
+        if measurand == "Energy.Active.Import.Register":
+            sampled.append(
+                {
+                    "value": str(int(m.energy_wh)),
+                    "context": context,
+                    "measurand": "Energy.Active.Import.Register",
+                    "location": "Outlet",
+                    "unit": "Wh",
+                }
+            )
+        elif measurand == "Current.Offered":
+            sampled.append(
+                {
+                    "value": f"{m.offered:.1f}",
+                    "context": context,
+                    "measurand": "Current.Offered",
+                    "location": "Outlet",
+                    "unit": "A",
+                }
+            )
+        elif measurand.startswith("Current.Import"):
+            for phase in _PHASES.get(measurand, ()):
+                sampled.append(
+                    {
+                        "value": f"{m.currents[int(phase[1]) - 1]:.1f}",
+                        "context": context,
+                        "measurand": "Current.Import",
+                        "phase": phase,
+                        "location": "Outlet",
+                        "unit": "A",
+                    }
+                )
+    return {"timestamp": iso8601(now), "sampledValue": sampled}

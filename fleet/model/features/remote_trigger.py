@@ -1,0 +1,57 @@
+"""The RemoteTrigger profile: TriggerMessage (OCPP 1.6 5.17).
+
+The triggered message is queued; the engine writes the answer first, so the CSMS sees
+TriggerMessage.conf before the message it asked for.
+"""
+
+from __future__ import annotations
+
+from fleet.model.messages import MeterValuesRequest, TriggerMessageRequest, TriggerMessageResponse
+from fleet.model.outbox import Outgoing, wire
+from fleet.model.port import StationPort, handler
+
+from . import metering
+
+
+def on_trigger_message(
+    st: StationPort, payload: TriggerMessageRequest, now: float
+) -> TriggerMessageResponse:
+    requested = payload["requestedMessage"]
+    connector_id = payload.get("connectorId")
+    if connector_id is not None and connector_id not in (0, 1):
+        return {"status": "Rejected"}  # no such connector
+    if requested == "BootNotification":
+        st.send("BootNotification", st.boot_payload())
+    elif requested == "Heartbeat":
+        st.send("Heartbeat", {})
+    elif requested == "StatusNotification":
+        targets = (connector_id,) if connector_id is not None else (0, 1)
+        for cid in targets:
+            st.send("StatusNotification", st.status_payload(st.connectors[cid], now))
+    elif requested == "MeterValues":
+        _trigger_meter_values(st, connector_id, now)
+    elif requested == "DiagnosticsStatusNotification":
+        st.send("DiagnosticsStatusNotification", {"status": st.transfers.diagnostics_status})
+    elif requested == "FirmwareStatusNotification":
+        st.send("FirmwareStatusNotification", {"status": st.transfers.firmware_status})
+    else:
+        return {"status": "NotImplemented"}
+    return {"status": "Accepted"}
+
+
+def _trigger_meter_values(st: StationPort, connector_id: int | None, now: float) -> None:
+    """Connector 1 (also when none is named: it is the only one) with the running
+    transaction's id if any; connector 0 is the station's meter, outside transactions."""
+    value = metering.meter_value(st, now, "Trigger", st.measurands)
+    cid = 1 if connector_id is None else connector_id
+    mv: MeterValuesRequest = {"connectorId": cid, "meterValue": [value]}
+    tx = st.transaction
+    if cid == 1 and tx is not None and tx.stop_reason is None:
+        # Filled in when sent, like any message of the transaction.
+        mv["transactionId"] = 0
+        st.outbox.append(Outgoing("MeterValues", wire(mv), tx, triggered=True))
+    else:
+        st.send("MeterValues", mv)
+
+
+HANDLERS = {"TriggerMessage": handler(on_trigger_message)}

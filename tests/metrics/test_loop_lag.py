@@ -1,0 +1,216 @@
+"""The generator measures itself: fleet_loop_lag_seconds, the worst lag and the loop
+thread's CPU share (fleet.engine.loop.LagProbe), shipped to the master like any counter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+from promtext import fleet_run
+from support import wait_until
+
+from fleet.engine.loop import CPU_WINDOW, LagProbe, LoopThread
+from fleet.metrics.stats import LAG_BUCKETS, FleetStats, lag_totals, merge, snapshot
+from fleet.reports import slo as slos
+from fleet.reports import summary as report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeClocks:
+    def __init__(self) -> None:
+        self.wall = 100.0
+        self.cpu = 5.0
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def test_a_late_timer_is_recorded_as_its_lateness(loop: asyncio.AbstractEventLoop) -> None:
+    clocks = FakeClocks()
+    stats = FleetStats()
+    probe = LagProbe(loop, stats, period=0.02, clock=lambda: clocks.wall, cpu_clock=lambda: 0)
+    probe.start()  # due at 100.02
+    probe.record(100.0204, 0.0)  # on time, within a millisecond; next due at 100.0404
+    probe.record(100.0404 + 0.2, 0.0)  # the loop was busy for 200 ms
+    hist = stats.loop_lag
+    assert hist.count == 2
+    assert hist.counts[0] == 1  # <= 1 ms
+    assert hist.counts[LAG_BUCKETS.index(0.25)] == 1  # 0.1 < 0.2 <= 0.25
+    assert stats.loop_lag_max == pytest.approx(0.2)
+    probe.stop()
+
+
+def test_the_cpu_share_is_measured_per_window(loop: asyncio.AbstractEventLoop) -> None:
+    clocks = FakeClocks()
+    stats = FleetStats()
+    probe = LagProbe(
+        loop, stats, period=0.02, clock=lambda: clocks.wall, cpu_clock=lambda: clocks.cpu
+    )
+    probe.start()
+    probe.record(100.5, 5.4)
+    assert stats.loop_cpu_ratio == 0.0  # not a whole window yet
+    probe.record(100.0 + CPU_WINDOW, 5.0 + 0.75 * CPU_WINDOW)
+    assert stats.loop_cpu_ratio == pytest.approx(0.75)
+    probe.record(100.0 + 2 * CPU_WINDOW, 5.0 + 0.85 * CPU_WINDOW)
+    assert stats.loop_cpu_ratio == pytest.approx(0.10)
+    probe.stop()
+
+
+def test_a_blocked_loop_thread_shows_as_lag_and_cpu() -> None:
+    """The real thing: a LoopThread with stats probes itself; a callback that keeps the
+    loop busy for 0.3 s (as a storm of handshakes would) is the lag every other callback
+    waited, and the thread's CPU share shows it was working, not waiting."""
+    stats = FleetStats()
+    thread = LoopThread(stats).start()
+    try:
+        wait_until(lambda: stats.loop_lag.count >= 5, timeout=10)
+
+        def busy() -> None:
+            end = time.perf_counter() + 1.3 * CPU_WINDOW
+            while time.perf_counter() < end:
+                pass
+
+        thread.call(busy)
+        wait_until(lambda: stats.loop_lag_max >= 0.25, timeout=15)
+        wait_until(lambda: stats.loop_cpu_ratio >= 0.3, timeout=15)
+    finally:
+        thread.stop()
+    assert stats.loop_lag.count >= 6
+
+
+def test_without_stats_there_is_no_probe() -> None:
+    """Tools that measure the loop themselves (fleet bench) keep it quiet."""
+    thread = LoopThread()
+    assert thread.probe is None
+    thread.loop.close()
+
+
+def _wire(stats: FleetStats) -> dict:
+    return msgpack.loads(msgpack.dumps(snapshot(stats)), raw=False, strict_map_key=False)
+
+
+def test_the_master_sums_the_lag_histograms_and_keeps_the_worst() -> None:
+    a, b = FleetStats(), FleetStats()
+    for v in (0.0005, 0.003):
+        a.loop_lag.observe(v)
+    b.loop_lag.observe(0.3)
+    a.loop_lag_max, b.loop_lag_max = 0.003, 0.3
+    a.loop_cpu_ratio, b.loop_cpu_ratio = 0.2, 0.9
+    total = merge([_wire(a), _wire(b)])
+    assert total.loop_lag.count == 3
+    assert total.loop_lag.sum == pytest.approx(0.3035)
+    assert total.loop_lag_max == 0.3  # the worst process, not 0.303
+    assert total.loop_cpu_ratio == 0.9  # the busiest loop thread, not 1.1
+
+
+def test_lag_totals_read_the_p99_as_an_upper_bound() -> None:
+    stats = FleetStats()
+    assert lag_totals(stats) == {
+        "samples": 0,
+        "lag_p99_ms": None,
+        "lag_max_ms": None,
+        "loop_cpu_ratio": 0.0,
+    }
+    for _ in range(990):
+        stats.loop_lag.observe(0.0008)
+    for _ in range(10):
+        stats.loop_lag.observe(0.04)
+    stats.loop_lag_max = 0.04
+    got = lag_totals(stats)
+    assert got["samples"] == 1000
+    assert got["lag_p99_ms"] == 1.0  # 99 % are within the 1 ms bucket
+    assert got["lag_max_ms"] == 40.0
+    stats.loop_lag.observe(7.0)  # past the last bound: the worst lag stands in
+    stats.loop_lag_max = 7.0
+    for _ in range(20):
+        stats.loop_lag.observe(9.0)
+    assert lag_totals(stats)["lag_p99_ms"] == 7000.0
+
+
+# -- the run summary and --slo ---------------------------------------------------------
+
+
+def _summary(p99_ms: float | None, samples: int = 500, **kwargs: float) -> dict:
+    lag = {"samples": samples, "lag_p99_ms": p99_ms, "lag_max_ms": 80.0, "loop_cpu_ratio": 0.5}
+    return report.build({}, 10.0, fleet={"generator": lag}, **kwargs)
+
+
+def test_the_summary_marks_latency_suspect_past_the_threshold() -> None:
+    calm = _summary(25.0)
+    assert calm["latency_suspect"] is False
+    assert calm["generator"] == {
+        "lag_p99_ms": 25.0,
+        "lag_max_ms": 80.0,
+        "lag_samples": 500,
+        "loop_cpu_ratio": 0.5,
+        "lag_threshold_ms": 50.0,
+        "latency_suspect": False,
+    }
+    assert _summary(50.0)["latency_suspect"] is False  # p99 <= 50 ms
+    assert _summary(100.0)["latency_suspect"] is True
+    assert _summary(25.0, lag_threshold_ms=10.0)["latency_suspect"] is True
+
+
+def test_a_summary_without_a_probe_is_not_suspect() -> None:
+    """Older workers, or a run too short for one probe: nothing to accuse."""
+    bare = report.build({}, 10.0, fleet={})
+    assert bare["latency_suspect"] is False
+    assert bare["generator"]["lag_samples"] == 0
+
+
+def test_generator_lag_p99_is_an_slo() -> None:
+    slo = slos.parse("generator_lag_p99 <= 50ms")
+    assert slo.kind == "time" and slo.threshold == 50.0
+    assert slos.evaluate(slo, _summary(25.0)).passed
+    broken = slos.evaluate(slo, _summary(100.0))
+    assert not broken.passed
+    assert broken.message == "generator_lag_p99 = 100ms (required <= 50ms): BROKEN"
+    assert slos.evaluate(slos.parse("generator_lag_p99 < 1s"), _summary(250.0)).passed
+    no_probe = slos.evaluate(slo, _summary(None, samples=0))
+    assert no_probe.measured is None and not no_probe.passed
+    with pytest.raises(slos.SloError, match="give a unit"):
+        slos.parse("generator_lag_p99 < 50")
+
+
+def test_a_real_run_reports_its_lag(tmp_path: Path) -> None:
+    """``fleet run`` end to end: the JSON summary carries the lag the stations' loop
+    measured, and the SLO on it is evaluated (an idle fleet of two keeps up easily)."""
+    out = tmp_path / "summary.json"
+    proc = subprocess.run(
+        fleet_run(
+            2,
+            4,
+            "idle",
+            "--seed",
+            "3",
+            "--json-summary",
+            str(out),
+            "--slo",
+            "generator_lag_p99 <= 1000ms",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    generator = summary["generator"]
+    assert generator["lag_samples"] >= 50  # 50 probes a second for about 4 s
+    assert 0 <= generator["lag_p99_ms"] <= 1000
+    assert generator["lag_max_ms"] >= 0
+    assert summary["latency_suspect"] is False
+    [result] = summary["slos"]
+    assert result["metric"] == "generator_lag_p99" and result["passed"]
