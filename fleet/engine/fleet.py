@@ -15,8 +15,8 @@ from fleet.engine.link import StationLink
 from fleet.engine.security import Security, TlsSettings
 from fleet.engine.transfer import TransferRunner
 from fleet.metrics.stats import FleetStats
+from fleet.model.features.firmware import Download, Upload
 from fleet.model.station import Station
-from fleet.model.transfers import Download, Upload
 
 FREEZE_EVERY = 500
 """Fleet.add moves the process's objects to the GC's permanent generation (gc.freeze)

@@ -34,7 +34,8 @@ from fleet.engine.security import (
     redact_url,
     split_userinfo,
 )
-from fleet.model.station import CSMS_ACTIONS, Reboot, Reconnect, Station
+from fleet.model.records import Reboot, Reconnect, Standalone
+from fleet.model.station import CSMS_ACTIONS, Station
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
 from fleet.protocol.rpc import Answered, Dropped, Failed, IncomingCall, Rejected, RpcEndpoint
@@ -60,7 +61,7 @@ _TEXT_FIN = 0x81  # a whole text frame, no RSV bits: the one kind parsed here (_
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 
-_IDLE, _CONNECTING, _OPEN, _REBOOTING, _STOPPED = range(5)
+_IDLE, _CONNECTING, _OPEN, _REBOOTING, _STOPPED, _STANDALONE = range(6)
 
 CUT_MODES = ("drop", "refuse", "tls", "hang")
 """How :meth:`StationLink.cut` takes the CSMS away: ``drop`` closes the socket and
@@ -912,6 +913,11 @@ class StationLink:
             self._go_dark()
             self._attempt = 0
             self._connect()
+        elif isinstance(effect, Standalone):
+            # No supervision link until the model's next reboot (a Reboot effect); the
+            # model keeps running (local charging), woken by its timer and hardware().
+            self._go_dark()
+            self.state = _STANDALONE
         else:
             # File transfers and anything else that moves bytes outside OCPP.
             self.fleet.run_effect(self, effect)
@@ -939,8 +945,11 @@ class StationLink:
         if self.state != _REBOOTING:
             return
         self.station.rebooted(self.fleet.now())
-        self._attempt = 0
-        self._connect()
+        self.state = _IDLE
+        self._pump()  # the boot's effects first: a standalone unit opens no link
+        if self.state == _IDLE:
+            self._attempt = 0
+            self._connect()
 
     def _set_timer(self, wake: float | None) -> None:
         timer = self._timer

@@ -24,7 +24,8 @@ from fleet.engine.security import TlsSettings
 from fleet.locust import current, distributed, misbehave
 from fleet.metrics.stats import FleetStats
 from fleet.model.config import ConfigStore
-from fleet.model.station import BootInfo, Station
+from fleet.model.records import BootInfo
+from fleet.model.station import Station
 from fleet.scenarios import behaviour, network, power, storms
 from fleet.scenarios.profile import Profile
 

@@ -72,6 +72,8 @@ class StationPort(Protocol):
     meter: Meter
     connectors: tuple[Connector, Connector]
     online: bool
+    standalone: bool
+    """Booted with OcppEnable False: no supervision until a reboot with it True."""
     boot_status: str | None
     transaction: Transaction | None
     driver: Driver

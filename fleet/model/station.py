@@ -19,7 +19,7 @@ the features share" are that port, each forwarding to the feature that owns it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -56,8 +56,6 @@ from fleet.model.messages import (
 )
 from fleet.model.meter import EvModel, Meter
 from fleet.model.outbox import (
-    DEFAULT_QUEUE_LIMIT,
-    TRANSACTION_ACTIONS,
     Outbox,
     Outgoing,
     is_transaction_message,
@@ -65,7 +63,6 @@ from fleet.model.outbox import (
 )
 from fleet.model.port import handler
 from fleet.model.records import (
-    VENDOR_ID,
     BootInfo,
     Driver,
     Effect,
@@ -73,7 +70,7 @@ from fleet.model.records import (
     NullObserver,
     Observer,
     Reboot,
-    Reconnect,
+    Standalone,
     Transaction,
     iso8601,
 )
@@ -82,24 +79,14 @@ from fleet.model.smart_charging import Limits, SmartCharging
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
 
+# What this module defines; the records, effects and the outbox's names are imported
+# from where they live (fleet.model.records, fleet.model.outbox), not from here.
 __all__ = [
     "BOOT_RETRY_AFTER_ERROR",
     "CSMS_ACTIONS",
-    "DEFAULT_QUEUE_LIMIT",
     "RESET_RETRY_INTERVAL",
     "SOFT_RESET_GRACE",
-    "TRANSACTION_ACTIONS",
-    "VENDOR_ID",
-    "BootInfo",
-    "Effect",
-    "NullObserver",
-    "Observer",
-    "Outgoing",
-    "Reboot",
-    "Reconnect",
     "Station",
-    "Transaction",
-    "iso8601",
 ]
 
 BOOT_RETRY_AFTER_ERROR = 30.0
@@ -140,12 +127,13 @@ class Station:
     """One Charge Pro: connector 0 (the station) and connector 1.
 
     Besides CALLs, the model asks things of the engine through ``effects`` (a deque
-    the engine drains after every call into the model): reboot, reconnect.
+    the engine drains after every call into the model): reboot, reconnect, standalone.
     """
 
-    reject_number_phases = True
-    """The guide marks ``numberPhases`` "Parameter not used" and says messages with
-    attributes the station does not support are rejected; a profile can relax this."""
+    reject_number_phases = False
+    """The guide marks ``numberPhases`` "Parameter not used": accepted and ignored, as
+    many CSMSs always send it. True (profile: ``station.reject_number_phases``) takes
+    the guide's NOTE instead: a profile carrying it is Rejected."""
 
     reboot_seconds = 10.0
     """How long a reboot keeps the station dark (profile: ``station.reboot_seconds``)."""
@@ -169,6 +157,7 @@ class Station:
         self.meter = Meter(energy_wh, now)
         self.connectors = (Connector(0, now), Connector(1, now))
         self.online = False
+        self.standalone = False  # see rebooted()
         self.boot_status: str | None = None  # None until a BootNotification is answered
         self._boot_due = now
         self.outbox = Outbox(self._message_dropped)
@@ -277,14 +266,17 @@ class Station:
     def next_message(self, now: float) -> Outgoing | None:
         """The next CALL to send now, if any; it is in flight until answered or failed."""
         outbox = self.outbox
-        if not self.online or outbox.inflight is not None or self._closing:
+        if not self.online or outbox.inflight is not None or self._closing or self.standalone:
             return None
         msg: Outgoing | None
         if self.boot_status != "Accepted":
-            if now < self._boot_due:
-                return None
-            self._boot_due = float("inf")
-            msg = Outgoing("BootNotification", wire(self.boot_payload()))
+            # While Pending, what the CSMS triggers goes at once (OCPP 1.6 4.2).
+            msg = outbox.pop_triggered() if self.boot_status == "Pending" else None
+            if msg is None:
+                if now < self._boot_due:
+                    return None
+                self._boot_due = float("inf")
+                msg = Outgoing("BootNotification", wire(self.boot_payload()))
         else:
             status.queue_due_statuses(self, now)
             msg = outbox.pop_ready(now)
@@ -315,9 +307,16 @@ class Station:
     def next_wakeup(self) -> float | None:
         """The earliest time advance()/next_message() has something to do."""
         times: list[float | None] = []
-        if self.online and self.outbox.inflight is None and not self._closing:
+        if (
+            self.online
+            and self.outbox.inflight is None
+            and not self._closing
+            and not self.standalone
+        ):
             if self.boot_status != "Accepted":
                 times.append(self._boot_due)
+                if self.boot_status == "Pending" and self.outbox.has_triggered():
+                    times.append(self.meter.since)  # now: see next_message
             else:
                 times.append(self.outbox.next_due())
                 if self.heartbeat_interval > 0:
@@ -481,6 +480,20 @@ class Station:
         if self._reset_reboot is not None:
             self.security_event("ResetOrReboot", now, f"{self._reset_reboot} reset by the CSMS")
             self._reset_reboot = None
+        # OcppEnable (RebootRequired) takes effect here: False is standalone mode.
+        self.standalone = not self.config.get_bool("OcppEnable")
+        if self.standalone:
+            self.effects.append(Standalone())
+
+    def local_setup(self, settings: Mapping[str, str | int | bool], now: float) -> None:
+        """The installer changes settings on the unit itself (the commissioning app or
+        web page, no CSMS involved) and restarts it to apply them: how a standalone unit
+        gets back under supervision (``{"OcppEnable": True}``), since no CSMS can reach
+        it to send ChangeConfiguration or Reset."""
+        self.integrate(now)
+        for key, value in settings.items():
+            self.config.set_internal(key, value)
+        self.going_down(Reboot(hard=True, seconds=self.reboot_seconds))
 
     # -- station-initiated messages a scenario or the engine asks for -------------
 
@@ -559,6 +572,8 @@ class Station:
         self.outbox.append(Outgoing(action, wire(payload)))
 
     def queue_transaction_message(self, msg: Outgoing) -> None:
+        if msg.transaction is not None and msg.transaction.standalone:
+            return  # a standalone session is never OCPP's
         self.outbox.append_transaction(msg, self.online)
 
     def can_start(self) -> bool:

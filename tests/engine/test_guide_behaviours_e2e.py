@@ -136,6 +136,44 @@ def test_clear_charging_profile_by_id_whatever_the_other_fields_say() -> None:
     run(scenario)
 
 
+# -- 7. OcppEnable: standalone mode ------------------------------------------------------
+
+
+def test_ocpp_enable_false_is_standalone_after_a_reset_until_set_back_locally() -> None:
+    """Guide, vendor keys: OcppEnable "Switch between Standalone mode and Supervision
+    mode". Set False by the CSMS (RebootRequired) and reset, the station closes its link
+    and never reconnects, though it charges on plug-in; the installer's local setup
+    (OcppEnable True and a restart, docs/station-model-decisions.md) brings it back."""
+
+    async def scenario() -> None:
+        async with rig() as r:
+            station = r.station
+            answer = await r.call(call.ChangeConfiguration(key="OcppEnable", value="false"))
+            assert answer.status == "RebootRequired"
+            assert (await r.call(call.Reset(type="Hard"))).status == "Accepted"
+            await until(
+                lambda: station.standalone and CP not in r.csms.connected_stations(),
+                what="standalone",
+            )
+            r.hardware(station.plug_in)
+            await until(lambda: station.status(1) == "Charging", what="local charging")
+            before = station.meter.energy_wh
+            # Five reboots' worth of time, and a first reconnect backoff: still no link.
+            await asyncio.sleep(1.0)
+            assert (r.record().connections, r.record().boots) == (1, 1)
+            r.hardware(station.unplug)
+            assert station.meter.energy_wh > before  # read at the unplug
+            r.hardware(lambda now: station.local_setup({"OcppEnable": True}, now))
+            await until(
+                lambda: r.record().boots == 2 and station.boot_status == "Accepted",
+                what="supervised again",
+            )
+            assert not station.standalone and r.record().connections == 2
+            assert r.record().transactions == {}  # the standalone session was never OCPP's
+
+    run(scenario)
+
+
 # -- 10. empty SupervisionUrl / BoxIdentifier --------------------------------------------
 
 

@@ -29,7 +29,8 @@ from fleet.model.connector import (
 )
 from fleet.model.faults import VENDOR_ERRORS
 from fleet.model.meter import EvModel
-from fleet.model.station import NullObserver, Reboot, Station
+from fleet.model.records import NullObserver, Reboot
+from fleet.model.station import Station
 from fleet.protocol.schemas import validate
 
 T0 = 1_700_000_000.0

@@ -22,7 +22,8 @@ from test_station import DEFAULT_ID_TAG, T0, Csms, Recorder, make, sampled, star
 from fleet.model.config import MEASURANDS
 from fleet.model.faults import DISABLED_BY_DEFAULT, lookup
 from fleet.model.meter import EvModel
-from fleet.model.station import Reboot, Reconnect, Station
+from fleet.model.records import Reboot, Reconnect, Standalone
+from fleet.model.station import Station
 
 MSD0 = {"MinimumStatusDuration": 0}
 ENERGY = "Energy.Active.Import.Register"
@@ -328,8 +329,6 @@ def test_ocpp_enable_false_means_standalone_after_the_reboot_until_set_back() ->
     goes on until the next reboot; then the station closes its supervision connection
     (the ``Standalone`` effect), sends nothing, and charges locally; set back to True
     (locally) and rebooted, it boots with the CSMS again."""
-    from fleet.model.station import Standalone  # type: ignore[attr-defined]
-
     st, c = setup()
     answer = c.call("ChangeConfiguration", {"key": "OcppEnable", "value": "false"})
     assert answer == {"status": "RebootRequired"}

@@ -669,7 +669,8 @@ def test_remote_stop_accepts_only_the_running_transaction() -> None:
 def test_free_charging_uses_default_id_tag_and_ignores_invalid_answers() -> None:
     st, c = make({"AuthenticationOCPPMode": False, "MinimumStatusDuration": 0})
     c.default_status = "Invalid"  # this CSMS knows no tag at all
-    start_session(st, c, T0 + 10, "SOME-BADGE")
+    c.run(T0 + 10)
+    c.do(st.plug_in)  # no badge: plugging in starts a free session
     assert c.payloads("Authorize") == [{"idTag": DEFAULT_ID_TAG}]
     assert c.payloads("StartTransaction")[0]["idTag"] == DEFAULT_ID_TAG
     c.run(T0 + 130)

@@ -1,12 +1,19 @@
 """The RemoteTrigger profile: TriggerMessage (OCPP 1.6 5.17).
 
-The triggered message is queued; the engine writes the answer first, so the CSMS sees
-TriggerMessage.conf before the message it asked for.
+The triggered message is queued, marked ``triggered``: the engine writes the answer
+first, so the CSMS sees TriggerMessage.conf before the message it asked for, and a
+station whose boot is Pending sends it at once (OCPP 1.6 4.2: the exception to "no
+request but BootNotification").
 """
 
 from __future__ import annotations
 
-from fleet.model.messages import MeterValuesRequest, TriggerMessageRequest, TriggerMessageResponse
+from fleet.model.messages import (
+    MeterValuesRequest,
+    StationRequest,
+    TriggerMessageRequest,
+    TriggerMessageResponse,
+)
 from fleet.model.outbox import Outgoing, wire
 from fleet.model.port import StationPort, handler
 
@@ -21,22 +28,26 @@ def on_trigger_message(
     if connector_id is not None and connector_id not in (0, 1):
         return {"status": "Rejected"}  # no such connector
     if requested == "BootNotification":
-        st.send("BootNotification", st.boot_payload())
+        _send(st, "BootNotification", st.boot_payload())
     elif requested == "Heartbeat":
-        st.send("Heartbeat", {})
+        _send(st, "Heartbeat", {})
     elif requested == "StatusNotification":
         targets = (connector_id,) if connector_id is not None else (0, 1)
         for cid in targets:
-            st.send("StatusNotification", st.status_payload(st.connectors[cid], now))
+            _send(st, "StatusNotification", st.status_payload(st.connectors[cid], now))
     elif requested == "MeterValues":
         _trigger_meter_values(st, connector_id, now)
     elif requested == "DiagnosticsStatusNotification":
-        st.send("DiagnosticsStatusNotification", {"status": st.transfers.diagnostics_status})
+        _send(st, "DiagnosticsStatusNotification", {"status": st.transfers.diagnostics_status})
     elif requested == "FirmwareStatusNotification":
-        st.send("FirmwareStatusNotification", {"status": st.transfers.firmware_status})
+        _send(st, "FirmwareStatusNotification", {"status": st.transfers.firmware_status})
     else:
         return {"status": "NotImplemented"}
     return {"status": "Accepted"}
+
+
+def _send(st: StationPort, action: str, payload: StationRequest) -> None:
+    st.outbox.append(Outgoing(action, wire(payload), triggered=True))
 
 
 def _trigger_meter_values(st: StationPort, connector_id: int | None, now: float) -> None:
@@ -51,7 +62,7 @@ def _trigger_meter_values(st: StationPort, connector_id: int | None, now: float)
         mv["transactionId"] = 0
         st.outbox.append(Outgoing("MeterValues", wire(mv), tx, triggered=True))
     else:
-        st.send("MeterValues", mv)
+        _send(st, "MeterValues", mv)
 
 
 HANDLERS = {"TriggerMessage": handler(on_trigger_message)}

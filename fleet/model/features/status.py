@@ -12,9 +12,12 @@ from typing import cast
 from fleet.model import faults
 from fleet.model.connector import (
     AVAILABLE,
+    CHARGING,
     FINISHING,
     PREPARING,
     RESERVED,
+    SUSPENDED_EV,
+    SUSPENDED_EVSE,
     UNAVAILABLE,
     Connector,
     Fault,
@@ -31,9 +34,18 @@ from fleet.model.records import VENDOR_ID, iso8601
 
 # OCPP 1.6's transition table (section 4.9) has no cell for these, although the facts
 # can make them happen (a cable pulled out of a reserved connector, a ChangeAvailability
-# while a driver is preparing). The connector passes through Available, which the table
-# allows both into and out of; with MinimumStatusDuration > 0 the CSMS never sees it.
-_VIA_AVAILABLE = frozenset({(PREPARING, UNAVAILABLE), (PREPARING, RESERVED), (FINISHING, RESERVED)})
+# while a driver is preparing, a badge or a remote start while Finishing). The connector
+# passes through a status the table allows both into and out of (Finishing -> Preparing
+# is F2, a new session with the cable still in); with MinimumStatusDuration > 0 the CSMS
+# never sees it.
+_VIA = {
+    (PREPARING, UNAVAILABLE): AVAILABLE,
+    (PREPARING, RESERVED): AVAILABLE,
+    (FINISHING, RESERVED): AVAILABLE,
+    (FINISHING, CHARGING): PREPARING,
+    (FINISHING, SUSPENDED_EV): PREPARING,
+    (FINISHING, SUSPENDED_EVSE): PREPARING,
+}
 
 LOCAL_LIST_CONFLICT = faults.lookup("0x30000E")
 
@@ -41,8 +53,9 @@ LOCAL_LIST_CONFLICT = faults.lookup("0x30000E")
 def update_status(st: StationPort, connector_id: int, now: float) -> None:
     conn = st.connectors[connector_id]
     new = conn.derive()
-    if (conn.status, new) in _VIA_AVAILABLE:
-        _set_status(st, conn, AVAILABLE, now)
+    via = _VIA.get((conn.status, new))
+    if via is not None:
+        _set_status(st, conn, via, now)
         queue_due_statuses(st, now)  # reported at once when MinimumStatusDuration is 0
     _set_status(st, conn, new, now)
 
