@@ -348,8 +348,7 @@ def _failed_because(data: dict[str, Any], grace: float) -> list[str]:
             top = errors[0]
             why = f"; WS connect failed {top['occurrences']}x: {top['error']}"
         reasons.append(
-            f"{never} of {started} stations never connected (within {grace:g}s of starting)"
-            f"{why}"
+            f"{never} of {started} stations never connected (within {grace:g}s of starting){why}"
         )
     aborted = data.get("aborted")
     if aborted:

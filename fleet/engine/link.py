@@ -180,7 +180,6 @@ class LinkOwner(Protocol):
     t0: float
     connect_grace: float
 
-
     def now(self) -> float: ...
 
     def loop_time(self, model_time: float) -> float: ...
