@@ -343,13 +343,12 @@ def _failed_because(data: dict[str, Any], grace: float) -> list[str]:
     if never:
         started = int(fleet.get("stations_started") or 0)
         errors = [e for e in data.get("errors") or () if e.get("action") == "WS connect"]
-        why = ""
         if errors:
             top = errors[0]
-            why = f"; WS connect failed {top['occurrences']}x: {top['error']}"
-        reasons.append(
-            f"{never} of {started} stations never connected (within {grace:g}s of starting){why}"
-        )
+            why = f"WS connect failed {top['occurrences']}x: {top['error']}"
+        else:
+            why = f"no connection within the {grace:g}s connect grace"
+        reasons.append(f"{never} of {started} stations never connected ({why})")
     aborted = data.get("aborted")
     if aborted:
         reasons.append(
@@ -375,8 +374,8 @@ def _report_ledger(csms: Any, path: str | None) -> int:
         f"stopped {summary['transactions_stopped']}  still open {summary['transactions_active']}"
     )
     click.echo(
-        f"  energy in stopped transactions {summary['energy_stopped_wh'] / 1000:.1f} kWh  "
-        f"energy metered incl. running {summary['energy_metered_wh'] / 1000:.1f} kWh"
+        f"  energy in stopped transactions {summary['energy_stopped_wh'] / 1000:.2f} kWh  "
+        f"energy metered incl. running {summary['energy_metered_wh'] / 1000:.2f} kWh"
     )
     click.echo(
         f"  meter samples {summary['meter_value_samples']}  messages {summary['messages_total']}"

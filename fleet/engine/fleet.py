@@ -57,8 +57,9 @@ class Fleet:
         Locust and Prometheus, pings and reconnect backoff stay in real seconds.
 
         ``connect_grace``: real seconds a station may take to connect after it starts;
-        one still not connected then counts in ``stats.stations_never_connected``
-        until it connects (a headless run fails on it: the CSMS was not exercised).
+        one still not connected then, or whose attempt failed before, counts in
+        ``stats.stations_never_connected`` until it connects (a headless run fails on
+        it: the CSMS was not exercised).
 
         ``tls``: CA store, client certificate(s) and the insecure opt-out for every
         station's wss:// connections (see :mod:`fleet.engine.security`). ``ssl_context``,

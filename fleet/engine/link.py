@@ -272,10 +272,15 @@ class StationLink:
         self._connect()
 
     def _grace_over(self) -> None:
-        """The station has had its grace period: not connected yet, it counts as a
-        station that never connected (a verdict of headless runs) until it does."""
         self._grace_timer = None
-        if self.state != _STOPPED and not self._ever_connected:
+        self._not_connecting()
+
+    def _not_connecting(self) -> None:
+        """The station has not connected since it started, and an attempt failed or its
+        grace period is over (an attempt still under way then is not a slow start, it is
+        a CSMS not taking it): it counts in ``stations_never_connected`` (a headless run
+        fails on it) until it connects or stops."""
+        if not self._overdue and self.state != _STOPPED and not self._ever_connected:
             self._overdue = True
             self.fleet.stats.stations_never_connected += 1
 
@@ -470,6 +475,7 @@ class StationLink:
         fleet.stats.connect_failures[reason] += 1
         if self.cut_mode is None:  # a simulated network cut is no failure of the CSMS
             fleet.sample(CONNECT, self._attempt_seconds(), 0, _connect_error(reason, exc))
+            self._not_connecting()
         if self._attempt == 0 and not quiet:
             log.warning(
                 "%s: cannot connect to %s (%s: %s)",

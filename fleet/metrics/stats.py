@@ -62,8 +62,8 @@ class FleetStats:
         self.connect_failures: defaultdict[str, int] = defaultdict(int)
         self.stations_connected = 0
         self.stations_started = 0
-        # Stations started more than the connect grace period ago that have not
-        # connected once since (a wrong URL or key, a CSMS refusing them).
+        # Stations that have not connected once since they started, after a failed
+        # attempt or the connect grace period (a wrong URL or key, a CSMS refusing them).
         self.stations_never_connected = 0
         self.boot_status: defaultdict[str, int] = defaultdict(int)
         # (connector id, status) -> number of connectors in that status now
