@@ -90,45 +90,38 @@ def _fleet(*args: str) -> list[str]:
 
 
 RUNS: dict[str, tuple[str | None, list[str]]] = {
-    # name: (tiny server mode or None for the embedded CSMS, arguments)
+    # name: (tiny server mode, or None for the embedded reference CSMS; arguments)
     "401": ("401", ["--stations", "3", "-r", "3", "--duration", "6s", "--slo", "error_rate < 1%"]),
     "http": ("http", ["--stations", "3", "-r", "3", "--duration", "6s"]),
-    "hangup": (
-        "hangup",
-        ["--stations", "3", "-r", "3", "--duration", "6s", "--slo", "connected_share >= 99%"],
-    ),
-    "abort": (
-        "401",
-        ["--stations", "3", "-r", "3", "--duration", "60s"]
-        + ["--slo", "error_rate < 1% abort", "--slo-abort-after", "1s"],
-    ),
-    "single": (
-        None,
-        ["--stations", "5", "-r", "5", "--duration", "10s", "--profile", str(PROFILE)]
-        + ["--progress-every", "1s", "--slo-abort-after", "1s"]
-        + ["--slo", "stations_started >= 5", "--slo", "stations_started <= 5"]
-        + ["--slo", "connected_share >= 99%", "--slo", "connect.p95 < 5s"]
-        + ["--slo", "error_rate < 1%!"],  # holds: must not stop the run
-    ),
-    "processes": (
-        None,
-        ["--processes", "2", "--stations", "5", "-r", "5", "--duration", "8s"]
-        + ["--profile", str(PROFILE), "--progress-every", "0"]
-        + ["--slo", "stations_started >= 5", "--slo", "stations_started <= 5"]
-        + ["--slo", "connected_share >= 99%"],
-    ),
-    "slo-abort": (
-        None,
-        ["--stations", "3", "-r", "3", "--duration", "60s", "--profile", str(PROFILE)]
-        + ["--slo", "BootNotification.max < 0ms", "--slo-abort", "--slo-abort-after", "2s"],
-    ),
-    "misbehave": (
-        None,
-        ["--stations", "4", "-r", "4", "--duration", "10s", "--seed", "3"]
-        + ["--slo", "error_rate == 0"],
-    ),
-}
-
+    "hangup": ("hangup", [
+        "--stations", "3", "-r", "3", "--duration", "6s", "--slo", "connected_share >= 99%",
+    ]),
+    "abort": ("401", [
+        "--stations", "3", "-r", "3", "--duration", "60s",
+        "--slo", "error_rate < 1% abort", "--slo-abort-after", "1s",
+    ]),
+    "single": (None, [
+        "--stations", "5", "-r", "5", "--duration", "10s", "--profile", str(PROFILE),
+        "--progress-every", "1s", "--slo-abort-after", "1s",
+        "--slo", "stations_started >= 5", "--slo", "stations_started <= 5",
+        "--slo", "connected_share >= 99%", "--slo", "connect.p95 < 5s",
+        "--slo", "error_rate < 1%!",  # holds: must not stop the run
+    ]),
+    "processes": (None, [
+        "--processes", "2", "--stations", "5", "-r", "5", "--duration", "8s",
+        "--profile", str(PROFILE), "--progress-every", "0",
+        "--slo", "stations_started >= 5", "--slo", "stations_started <= 5",
+        "--slo", "connected_share >= 99%",
+    ]),
+    "slo-abort": (None, [
+        "--stations", "3", "-r", "3", "--duration", "60s", "--profile", str(PROFILE),
+        "--slo", "BootNotification.max < 0ms", "--slo-abort", "--slo-abort-after", "2s",
+    ]),
+    "misbehave": (None, [
+        "--stations", "4", "-r", "4", "--duration", "10s", "--seed", "3",
+        "--slo", "error_rate == 0",
+    ]),
+}  # fmt: skip
 
 WAVES = (("401", "http", "hangup", "abort"), ("single", "processes", "slo-abort", "misbehave"))
 """Runs started together (a few at a time: each is a Locust process, or three)."""
@@ -301,9 +294,9 @@ def test_a_progress_line_drawn_in_place_on_a_terminal(free_port: int) -> None:
     """Item 11: on a terminal the line is redrawn with a carriage return."""
     server = TinyServer("401")
     master, slave = pty.openpty()
+    args = ["--csms", server.url, "--stations", "2", "-r", "2", "--duration", "4s"]
     proc = subprocess.Popen(
-        _fleet("--csms", server.url, "--stations", "2", "-r", "2", "--duration", "4s")
-        + ["--progress-every", "1s"],
+        _fleet(*args, "--progress-every", "1s"),
         stdout=slave,
         stderr=subprocess.DEVNULL,
     )
