@@ -97,7 +97,10 @@ def _connect_error(reason: str, exc: BaseException | None) -> str:
     """A failed attempt as Locust's failures table shows it: the reason, and the socket
     error where there is one (``refused: Connection refused``, ``HTTP 401 Unauthorized``).
     Few distinct texts, so the table groups them."""
-    if reason.startswith("HTTP ") or exc is None:
+    if reason.startswith("HTTP "):
+        phrase = getattr(getattr(exc, "response", None), "reason_phrase", "")
+        return f"{reason} {phrase}" if isinstance(phrase, str) and phrase else reason
+    if exc is None:
         return reason
     detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None)
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -583,7 +586,7 @@ class StationLink:
         assert ws is not None
         if ws.handshake_exc is not None or ws.subprotocol != SUBPROTOCOL:
             reason = (
-                f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+                f"HTTP {response.status_code}"
                 if ws.handshake_exc is not None and response.status_code != 101
                 else "no ocpp1.6 subprotocol"  # none, or one we did not offer
             )

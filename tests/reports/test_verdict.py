@@ -27,16 +27,10 @@ PROFILE = Path(__file__).parent.parent / "e2e" / "fast-sessions.yaml"
 MISBEHAVE = """\
 name: misbehave-verdict
 behaviour: sessions
-station:
-  config: {MeterValueSampleInterval: 2, MinimumStatusDuration: 0}
+station: {config: {MeterValueSampleInterval: 2, MinimumStatusDuration: 0}}
 id_tags: [E2E0001, E2E0002]
 sessions: {first_after: [0.5, 1], duration: [2, 4], idle_between: [1, 2]}
-misbehave:
-  share: 1.0
-  rate_per_hour: 7200
-  flood_burst: 4
-  timeout: 2
-  kinds: {schema: 1}
+misbehave: {share: 1.0, rate_per_hour: 7200, timeout: 2, kinds: {schema: 1}}
 """
 PROGRESS = re.compile(
     r"^fleet: 0:\d\d of 0:10  stations \d+/\d+ connected  \d+\.\d req/s  "
