@@ -203,6 +203,13 @@ def test_stations_that_never_connect_fail_the_run_with_one_line(
     assert any(
         e["action"] == "WS connect" and e["error"].startswith(error) for e in summary["errors"]
     ), summary["errors"]
+    # The CI's test view shows it too, with or without --slo.
+    suite = ET.parse(run["dir"] / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    verdict = [c for c in suite.findall("testcase") if c.get("classname") == "fleet.run"]
+    assert len(verdict) == 1
+    failure = verdict[0].find("failure")
+    assert failure is not None and failure.get("message") == lines[0][15:]
 
 
 def test_error_rate_and_connected_share_slos_see_the_failed_connections(
@@ -336,7 +343,9 @@ def test_an_aborting_slo_stops_the_run_writes_the_reports_and_exits_1(
         line,
     ), line
     suite = ET.parse(run["dir"] / "junit.xml").getroot().find("testsuite")
-    assert suite is not None and suite.get("failures") == "1"
+    assert suite is not None
+    failures = [f.get("message") for f in suite.iter("failure")]
+    assert line.removeprefix("fleet: FAILED: ") in failures, failures
 
 
 def test_slo_abort_makes_every_slo_abort_after_the_delay(
