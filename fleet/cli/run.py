@@ -190,8 +190,10 @@ def run(
     progress = duration_seconds("--progress-every", progress_every, zero_ok=True)
     abort_after = duration_seconds("--slo-abort-after", slo_abort_after, zero_ok=True)
     aborting = [s.text for s in slos if s.abort or slo_abort]
-    if aborting and not headless:
-        raise UsageProblem("--slo-abort and SLOs ending in 'abort' are for --headless runs")
+    if not headless:
+        if aborting:
+            raise UsageProblem("--slo-abort and SLOs ending in 'abort' are for --headless runs")
+        _headless_only("connect_grace", "progress_every", "slo_abort_after")
     if class_picker and headless:
         raise UsageProblem("--class-picker is for the web UI (not with --headless)")
     tls = TlsSettings(ca_file, client_cert, client_key, insecure)
@@ -254,6 +256,17 @@ def run(
         csms.stop()
     code = max(code, reports.finish(ledger))
     sys.exit(code)
+
+
+def _headless_only(*names: str) -> None:
+    """Options that only a headless run reads: given to a web UI run, a usage error
+    rather than a setting without effect."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    for name in names:
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            raise UsageProblem(f"--{name.replace('_', '-')} is for --headless runs")
 
 
 class _Reports:

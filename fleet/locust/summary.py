@@ -5,8 +5,10 @@ how the results come back, as JSON files the parent reads (see
 :mod:`fleet.reports.summary` for the layout):
 
 - ``--fleet-summary-json PATH``: at the end (Locust's ``quitting``), the master or a
-  standalone process writes the run summary: Locust's own statistics per action
-  (counts, failures, percentiles, rps), its failures grouped by OCPP error, and the
+  standalone process writes the run summary: Locust's own statistics per request
+  (counts, failures, percentiles, rps; OCPP exchanges by action, and every other type
+  with its type in front: ``WS connect``, ``MISBEHAVE schema``, so the summary's total
+  is Locust's Aggregated row), its failures grouped by error, and the
   fleet's totals (:func:`fleet.locust.metrics.fleet_totals`, summed over workers on a
   master). The parent adds the ledger and the SLO verdicts.
 - ``--fleet-capacity-plan PATH`` / ``--fleet-capacity-out PATH``: the capacity shape

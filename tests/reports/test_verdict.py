@@ -367,12 +367,23 @@ def test_an_aborting_slo_that_holds_lets_the_run_finish(
     assert run["seconds"] >= 10  # its whole --duration
 
 
-def test_abort_is_for_headless_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--slo", "error_rate < 1% abort"],
+        ["--slo", "error_rate < 1%", "--slo-abort"],
+        ["--connect-grace", "5s"],
+        ["--progress-every", "5s"],
+        ["--slo-abort-after", "5s"],
+    ],
+)
+def test_headless_options_are_a_usage_error_in_the_web_ui(args: list[str]) -> None:
+    """Settings without effect say so: these are read by a headless run only."""
     proc = subprocess.run(
-        [sys.executable, "-m", "fleet", "run", "--web", "--slo", "error_rate < 1% abort"],
+        [sys.executable, "-m", "fleet", "run", "--web", *args],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].endswith("are for --headless runs")
+    assert proc.stderr.strip().splitlines()[-1].endswith("for --headless runs"), proc.stderr
