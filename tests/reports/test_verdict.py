@@ -240,7 +240,7 @@ def test_stations_started_is_the_fleet_size_and_every_connect_a_request(
     assert connect["p95_ms"] is not None and connect["p95_ms"] < 5000
 
 
-def test_error_rate_is_lockusts_aggregated_row_misbehave_findings_included(
+def test_error_rate_is_locusts_aggregated_row_misbehave_findings_included(
     runs: dict[str, dict[str, Any]],
 ) -> None:
     """Item 3: error_rate is over every request Locust counts (its Aggregated row), the
