@@ -19,13 +19,14 @@ from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, distributed, metrics, summary, webui
+from fleet.locust import bridge, distributed, live, metrics, summary, webui
 from fleet.scenarios.profile import ProfileError
 
 
 @events.init_command_line_parser.add_listener
 def _arguments(parser: Any, **_: Any) -> None:
     bridge.add_arguments(parser)
+    live.add_arguments(parser)
 
 
 @events.init.add_listener
@@ -55,6 +56,7 @@ def _init(environment: Environment, **_: Any) -> None:
     metrics.setup(environment)
     webui.setup(environment)
     summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
+    live.setup(environment)  # the progress line and the SLOs that abort (issue 14)
 
 
 def _enforce_open_files(environment: Environment) -> None:
