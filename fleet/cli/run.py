@@ -13,7 +13,13 @@ from typing import Any
 import click
 
 from fleet.cli.child import Interrupts, free_port, locust_command
-from fleet.cli.options import UsageProblem, parse_duration, parse_slos, station_options
+from fleet.cli.options import (
+    UsageProblem,
+    duration_seconds,
+    parse_duration,
+    parse_slos,
+    station_options,
+)
 from fleet.cli.prerun import check_open_files, checked_setup, open_csms
 from fleet.engine.security import TlsSettings
 from fleet.scenarios.profile import Profile
@@ -128,6 +134,32 @@ from fleet.scenarios.profile import Profile
     type=click.Path(dir_okay=False),
     help="Write JUnit XML here: one test case per --slo.",
 )
+@click.option(
+    "--connect-grace",
+    default="10s",
+    show_default=True,
+    help="Headless: a station not connected this long after it started fails the run "
+    "(at most half of --duration, so a short run is judged too).",
+)
+@click.option(
+    "--progress-every",
+    default="10s",
+    show_default=True,
+    help="Headless: print a progress line this often (0: off); one line each time "
+    "unless stdout is a terminal.",
+)
+@click.option(
+    "--slo-abort",
+    is_flag=True,
+    help="Stop the run as soon as any --slo is lost (one SLO alone: end it with ' abort' "
+    "or '!'), write the reports and exit 1.",
+)
+@click.option(
+    "--slo-abort-after",
+    default="30s",
+    show_default=True,
+    help="How long into the run before an aborting SLO may stop it.",
+)
 @click.argument("locust_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- LOCUST_OPTIONS]")
 def run(
     csms_url: str | None,
@@ -158,6 +190,10 @@ def run(
     slo_texts: tuple[str, ...],
     json_summary: str | None,
     junit_xml: str | None,
+    connect_grace: str,
+    progress_every: str,
+    slo_abort: bool,
+    slo_abort_after: str,
     locust_args: tuple[str, ...],
 ) -> None:
     """Run a fleet: headless with a summary and an exit code, or in the Locust web UI.
@@ -166,6 +202,14 @@ def run(
     seconds = parse_duration(duration)
     slos = parse_slos(slo_texts)
     passed_on = check_locust_args(locust_args)
+    grace = min(duration_seconds("--connect-grace", connect_grace), seconds / 2)
+    progress = duration_seconds("--progress-every", progress_every, zero_ok=True)
+    abort_after = duration_seconds("--slo-abort-after", slo_abort_after, zero_ok=True)
+    aborting = [s.text for s in slos if s.abort or slo_abort]
+    if not headless:
+        if aborting:
+            raise UsageProblem("--slo-abort and SLOs ending in 'abort' are for --headless runs")
+        _headless_only("connect_grace", "progress_every", "slo_abort_after")
     if class_picker and headless:
         raise UsageProblem("--class-picker is for the web UI (not with --headless)")
     tls = TlsSettings(ca_file, client_cert, client_key, insecure)
@@ -188,6 +232,11 @@ def run(
     cmd += ["--web-host", web_host, "--web-port", str(web_port)]
     if headless:
         cmd += ["--headless", "--run-time", f"{seconds}s", "--only-summary"]
+        cmd += ["--fleet-connect-grace", f"{grace:g}", "--fleet-progress-every", f"{progress:g}"]
+        for text in aborting:
+            cmd += ["--fleet-slo-abort", text]
+        if aborting:
+            cmd += ["--fleet-slo-abort-after", f"{abort_after:g}"]
     if processes:
         # The master listens for its forked workers on loopback, on a free port (Locust's
         # default 5557 on every interface would clash with any other run on the host).
@@ -218,7 +267,7 @@ def run(
     if not headless:
         click.echo(f"fleet: Locust web UI at http://{_shown(web_host)}:{web_port}", err=True)
 
-    reports = _Reports(slos, json_summary, junit_xml, html_report)
+    reports = _Reports(slos, json_summary, junit_xml, html_report, headless, grace)
     cmd += reports.locust_options() + passed_on
     code = interrupts.run(cmd, env)
     ledger = None
@@ -328,21 +377,41 @@ def _shown(web_host: str) -> str:
     return f"[{web_host}]" if ":" in web_host else web_host
 
 
+def _headless_only(*names: str) -> None:
+    """Options that only a headless run reads: given to a web UI run, a usage error
+    rather than a setting without effect."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    for name in names:
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            raise UsageProblem(f"--{name.replace('_', '-')} is for --headless runs")
+
+
 class _Reports:
     """The CI side of `fleet run`: the Locust child writes its summary to a temporary
     file; afterwards the ledger and the SLO verdicts are added, the SLO table printed and
     the JSON summary / JUnit XML written where asked."""
 
     def __init__(
-        self, slos: list[Any], json_path: str | None, junit_path: str | None, html: str | None
+        self,
+        slos: list[Any],
+        json_path: str | None,
+        junit_path: str | None,
+        html: str | None,
+        headless: bool,
+        grace: float,
     ) -> None:
         import tempfile
 
         self.slos = slos
+        self.grace = grace
         self.json_path = json_path
         self.junit_path = junit_path
         self.html_path = html
-        self.wanted = bool(slos or json_path or junit_path or html)
+        # A headless run always reads its summary: the verdict needs the stations that
+        # never connected, with or without SLOs.
+        self.wanted = bool(slos or json_path or junit_path or html or headless)
         self._dir = tempfile.mkdtemp(prefix="fleet-summary-") if self.wanted else None
         self.path = str(Path(self._dir) / "summary.json") if self._dir else None
 
@@ -361,10 +430,9 @@ class _Reports:
         the run was interrupted (``interrupted``: the signal's name): a run cut short
         did not show what it was asked to, so it never passes."""
         code = self._finish(ledger, interrupted)
-        if interrupted:
-            click.echo(f"fleet: run interrupted ({interrupted}): not a pass", err=True)
-            return 1
-        return code
+        if interrupted and self.path is None:  # (else the verdict said so)
+            click.echo(f"fleet: run interrupted ({interrupted})", err=True)
+        return 1 if interrupted else code
 
     def _finish(self, ledger: dict[str, Any] | None, interrupted: str) -> int:
         if self.path is None or self._dir is None:
@@ -384,9 +452,10 @@ class _Reports:
             history = data.pop(html.HISTORY_KEY, [])
             results = slo_mod.evaluate_all(self.slos, {**data, "ledger": ledger})
             data = report.with_results(data, results, ledger)
+            reasons = _failed_because(data, self.grace)
             if interrupted:
                 data["interrupted"] = interrupted
-                data["passed"] = False
+                reasons.append(f"interrupted by {interrupted} before the end of the run")
             if results:
                 click.echo("")
                 click.echo("SLOs")
@@ -397,6 +466,10 @@ class _Reports:
                             f"fleet: SLO broken: {r.slo.text} (measured {r.measured_text})",
                             err=True,
                         )
+            for reason in reasons:
+                click.echo(f"fleet: FAILED: {reason}", err=True)
+            data["failed_because"] = reasons
+            data["passed"] = bool(data["passed"]) and not reasons
             if self.json_path:
                 report.write(data, self.json_path)
             if self.junit_path:
@@ -406,6 +479,31 @@ class _Reports:
             return 0 if data["passed"] else 1
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _failed_because(data: dict[str, Any], grace: float) -> list[str]:
+    """What fails a headless run besides its SLOs, one line each: stations that never
+    connected (the CSMS was not exercised: a wrong URL or key, a CSMS refusing them), and
+    an aborting SLO that stopped the run early."""
+    reasons = []
+    fleet = data.get("fleet") or {}
+    never = int(fleet.get("stations_never_connected") or 0)
+    if never:
+        started = int(fleet.get("stations_started") or 0)
+        errors = [e for e in data.get("errors") or () if e.get("action") == "WS connect"]
+        if errors:
+            top = errors[0]
+            why = f"WS connect failed {top['occurrences']}x: {top['error']}"
+        else:
+            why = f"no connection within the {grace:g}s connect grace"
+        reasons.append(f"{never} of {started} stations never connected ({why})")
+    aborted = data.get("aborted")
+    if aborted:
+        reasons.append(
+            f"stopped at {aborted['at_s']:g}s: SLO lost: {aborted['slo']} "
+            f"(measured {aborted['measured_text']})"
+        )
+    return reasons
 
 
 def _report_ledger(csms: Any, path: str | None) -> int:
@@ -424,8 +522,11 @@ def _report_ledger(csms: Any, path: str | None) -> int:
         f"stopped {summary['transactions_stopped']}  still open {summary['transactions_active']}"
     )
     click.echo(
-        f"  energy delivered {summary['energy_wh'] / 1000:.1f} kWh  "
-        f"meter samples {summary['meter_value_samples']}  messages {summary['messages_total']}"
+        f"  energy in stopped transactions {summary['energy_stopped_wh'] / 1000:.2f} kWh  "
+        f"energy metered incl. running {summary['energy_metered_wh'] / 1000:.2f} kWh"
+    )
+    click.echo(
+        f"  meter samples {summary['meter_value_samples']}  messages {summary['messages_total']}"
     )
     click.echo(f"  consistency problems {len(problems)}")
     for line in problems[:10]:

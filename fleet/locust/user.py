@@ -19,7 +19,7 @@ from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, distributed, metrics, process, summary, webui
+from fleet.locust import bridge, distributed, live, metrics, process, summary, webui
 from fleet.locust import host as csms_host
 from fleet.scenarios.profile import ProfileError
 
@@ -27,6 +27,7 @@ from fleet.scenarios.profile import ProfileError
 @events.init_command_line_parser.add_listener
 def _arguments(parser: Any, **_: Any) -> None:
     bridge.add_arguments(parser)
+    live.add_arguments(parser)
 
 
 @events.init.add_listener
@@ -58,6 +59,7 @@ def _init(environment: Environment, **_: Any) -> None:
     webui.setup(environment)
     csms_host.setup(environment)  # an empty Host in the web form is refused
     summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
+    live.setup(environment)  # the progress line and the SLOs that abort (issue 14)
 
 
 def _enforce_open_files(environment: Environment) -> None:

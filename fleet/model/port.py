@@ -85,11 +85,15 @@ class StationPort(Protocol):
     smart: SmartCharging
     reject_number_phases: bool
     reboot_seconds: float
+    enabled_faults: frozenset[str]
+    """Vendor codes of the detections the guide ships disabled that this unit raises."""
     next_local_tx: int
     zero_inoperative_pending: bool
     """A ChangeAvailability(0, Inoperative) answered Scheduled: applied when the session ends."""
     limit_change_at: float | None
     """When the charging schedule steps to its next limit (smart charging)."""
+    load_held_until: float
+    """No current is offered before this: RestoreTimeout after a power cut."""
 
     # Configuration, read once per change (see Station.apply_config).
     sample_interval: int

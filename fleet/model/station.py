@@ -138,6 +138,10 @@ class Station:
     reboot_seconds = 10.0
     """How long a reboot keeps the station dark (profile: ``station.reboot_seconds``)."""
 
+    enabled_faults: frozenset[str] = frozenset()
+    """Detections the guide ships disabled (``faults.DISABLED_BY_DEFAULT``) that this
+    unit has switched on (profile: ``faults.enable``); the others are never raised."""
+
     def __init__(
         self,
         identity: str,
@@ -187,6 +191,9 @@ class Station:
         self._reset_reboot: str | None = None  # "Hard"/"Soft": the coming reboot is a Reset
         # ChangeAvailability(0, Inoperative) while charging: applied when the session ends.
         self.zero_inoperative_pending = False
+        self._power_cut = False  # the mains are gone: dark until rebooted()
+        self.load_held_until = float("-inf")
+        """No current is offered before this (RestoreTimeout after a power cut)."""
         self.config.set_internal("BoxIdentifier", identity[:50])
         self._apply_config()
         self._config_changes: set[str] = set()
@@ -306,6 +313,8 @@ class Station:
 
     def next_wakeup(self) -> float | None:
         """The earliest time advance()/next_message() has something to do."""
+        if self._power_cut:
+            return None  # dark: nothing happens until power returns (rebooted())
         times: list[float | None] = []
         if (
             self.online
@@ -340,6 +349,8 @@ class Station:
 
     def advance(self, now: float) -> None:
         """Let time pass: integrate energy, take samples, expire what has expired."""
+        if self._power_cut:
+            return  # dark: no samples, no timers, nothing drawn (power_lost())
         if self._config_changes:
             self.apply_config_changes(now)
         self.integrate(now)
@@ -450,6 +461,20 @@ class Station:
     def _transaction_messages_pending(self) -> bool:
         return self.outbox.backlog > 0
 
+    def power_lost(self, seconds: float, now: float) -> None:
+        """The mains supply is gone for ``seconds`` (fleet.scenarios.power): the unit is
+        dark at once. The meter stops, nothing more is sent or sampled, the CALL in
+        flight is abandoned (its answer will never be read), a Reset under way is moot.
+        The engine keeps the station dark for ``seconds`` (the ``Reboot`` effect), then
+        :meth:`rebooted` finishes the power cycle."""
+        self.integrate(now)
+        self.meter.draw(0.0, self.wiring, self.ev.phases)
+        self._power_cut = True
+        self.load_held_until = float("inf")
+        self._reset = None
+        self._reset_reboot = None
+        self.going_down(Reboot(hard=True, seconds=seconds), at_once=True)
+
     def rebooted(self, now: float) -> None:
         """Power is back after a reboot: volatile state is gone; configuration,
         availability, the energy register, queued transaction messages, the Local
@@ -457,9 +482,15 @@ class Station:
         at its expiryDate) remain. With ``SecurityEventsEnabled`` it queues the
         security events StartupOfTheDevice and, after a Reset, ResetOrReboot.
 
+        After a power cut (:meth:`power_lost`) it is a power cycle: the faults latched
+        until one clear, a transaction still open is stopped with reason PowerLoss (queued
+        after the BootNotification, meterStop the register at the cut, which has not
+        moved since), and no current is offered for ``RestoreTimeout`` seconds.
+
         A Station built from scratch models a unit already running when the simulation
         starts, so only this reboot, not construction, reports StartupOfTheDevice."""
         self.integrate(now)
+        power_cycle, self._power_cut = self._power_cut, False
         self.boot_status = None
         self._boot_due = now
         self._reset = None
@@ -470,6 +501,12 @@ class Station:
         for conn in self.connectors:
             conn.reported = None
             conn.changed_at = now - self.minimum_status_duration
+        if power_cycle:
+            status.clear_latched_faults(self)
+            self.load_held_until = now + self.config.get_int("RestoreTimeout")
+            tx = self.transaction
+            if tx is not None and tx.stop_reason is None:
+                self.stop_transaction("PowerLoss", now)
         if self.zero_inoperative_pending and self.transaction is None:
             self.zero_inoperative_pending = False
             self.connectors[0].operative = False
@@ -526,17 +563,27 @@ class Station:
 
     # -- hardware events (features/transaction.py, features/status.py) ------------
 
+    # A unit without power notices nothing: a cable moved while dark is found as it is
+    # at power return (rebooted()), a badge or a fault goes unseen.
+
     def plug_in(self, now: float) -> None:
         """The driver plugs the cable into the EV."""
+        if self._power_cut:
+            self.connectors[1].plugged = True
+            return
         transaction.plug_in(self, now)
 
     def unplug(self, now: float) -> None:
         """The driver unplugs the cable at the EV."""
+        if self._power_cut:
+            self.connectors[1].plugged = False
+            return
         transaction.unplug(self, now)
 
     def present_tag(self, id_tag: str, now: float) -> None:
         """A badge is presented to the reader (or the free-charging tag is used)."""
-        transaction.present_tag(self, id_tag, now)
+        if not self._power_cut:
+            transaction.present_tag(self, id_tag, now)
 
     def ev_suspend(self, now: float) -> None:
         """The EV stops drawing (e.g. its battery management says so)."""
@@ -548,7 +595,8 @@ class Station:
 
     def raise_fault(self, error: VendorError, now: float, connector_id: int = 1) -> None:
         """A vendor error becomes active (see features/status.py)."""
-        status.raise_fault(self, error, now, connector_id)
+        if not self._power_cut:
+            status.raise_fault(self, error, now, connector_id)
 
     def clear_fault(self, now: float, connector_id: int = 1) -> None:
         """The active error on a connector is gone (see features/status.py)."""
@@ -589,10 +637,14 @@ class Station:
             and not self._closing
         )
 
-    def going_down(self, effect: Effect) -> None:
-        """Ask the engine to close the link (reboot, reconnect) once no CALL is in flight."""
+    def going_down(self, effect: Effect, *, at_once: bool = False) -> None:
+        """Ask the engine to close the link (reboot, reconnect) once no CALL is in flight;
+        ``at_once`` (a power cut) abandons the CALL in flight and supersedes whatever was
+        waiting for it."""
         self._closing = True
-        if self.outbox.inflight is None:
+        if at_once:
+            self._deferred.clear()
+        if at_once or self.outbox.inflight is None:
             self.effects.append(effect)
         else:
             self._deferred.append(effect)

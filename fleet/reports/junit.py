@@ -23,20 +23,22 @@ def render(
     summary: Mapping[str, Any] | None = None,
     suite: str = SUITE,
 ) -> str:
-    """The XML document (a ``<testsuites>`` with one ``<testsuite>``)."""
-    # An interrupted run (fleet run after SIGINT/SIGTERM) is a failed case of its own.
-    interrupted = str((summary or {}).get("interrupted") or "")
-    cases = len(results) + (1 if interrupted else 0)
-    failures = sum(1 for r in results if not r.passed) + (1 if interrupted else 0)
+    """The XML document (a ``<testsuites>`` with one ``<testsuite>``). What failed the
+    run besides its SLOs (``failed_because``: stations that never connected, an SLO that
+    stopped it early) is a failed test case too, so a CI's test view is never green for
+    a run that did not reach the CSMS."""
+    verdicts = list((summary or {}).get("failed_because") or ())
+    tests = len(results) + len(verdicts)
+    failures = sum(1 for r in results if not r.passed) + len(verdicts)
     seconds = float((summary or {}).get("duration_s") or 0.0)
     root = ET.Element(
-        "testsuites", name=suite, tests=str(cases), failures=str(failures), errors="0"
+        "testsuites", name=suite, tests=str(tests), failures=str(failures), errors="0"
     )
     ts = ET.SubElement(
         root,
         "testsuite",
         name=suite,
-        tests=str(cases),
+        tests=str(tests),
         failures=str(failures),
         errors="0",
         skipped="0",
@@ -57,10 +59,9 @@ def render(
             )
         else:
             ET.SubElement(case, "system-out").text = r.message
-    if interrupted:
-        case = ET.SubElement(ts, "testcase", classname=CLASSNAME, name="run completed", time="0")
-        message = f"the run was interrupted ({interrupted}) before its end"
-        ET.SubElement(case, "failure", message=message, type="interrupted").text = message
+    for reason in verdicts:
+        case = ET.SubElement(ts, "testcase", classname="fleet.run", name="run verdict", time="0")
+        ET.SubElement(case, "failure", message=reason, type="run").text = reason + "\n"
     if summary is not None:
         ET.SubElement(ts, "system-out").text = _numbers(summary)
     ET.indent(root)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
 from ocpp.v16 import call
 from support import until
 from test_link import FAST
@@ -90,6 +91,34 @@ def test_trigger_message_while_pending_reaches_the_csms_at_once() -> None:
             await csms.stop()
 
     run(scenario)
+
+
+# -- 4. never an invalid message -------------------------------------------------------
+
+
+def test_the_engine_tests_check_every_call_the_stations_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 12 item 4: the engine's hot path skips the schema check of the stations'
+    own CALLs, which must not hide an invalid one. Under the engine tests (conftest) the
+    fleet checks them: a session sampled every second with MeterValuesSampledData ""
+    sends no MeterValues at all, and a CALL the schema forbids (a vendorId over 255
+    characters) is caught before it leaves: counted, logged, never sent."""
+
+    async def scenario() -> None:
+        async with rig(MeterValuesSampledData="") as r:
+            assert r.fleet.validate_outgoing
+            await r.session()
+            await asyncio.sleep(1.5)  # the 1 s sampling clock ticks: nothing to send
+            r.hardware(lambda now: r.station.data_transfer("V" * 256, None, None, now))
+            violations = r.fleet.stats.schema_violations
+            await until(lambda: violations[("DataTransfer", "sent")] == 1, what="caught")
+            assert dict(violations) == {("DataTransfer", "sent"): 1}
+            assert r.record().meter_value_samples == 0 and r.record().data_transfers == []
+
+    run(scenario)
+    assert "invalid DataTransfer" in caplog.text
+    caplog.clear()  # provoked on purpose (see conftest.own_calls_schema_checked)
 
 
 # -- 6. numberPhases, 10. ClearChargingProfile by id --------------------------------------

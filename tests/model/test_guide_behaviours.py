@@ -404,6 +404,28 @@ def test_a_power_cut_keeps_the_transaction_queue_and_the_energy_register() -> No
     assert st.transaction_backlog == 0
 
 
+def test_a_cable_pulled_while_dark_is_found_out_at_power_return() -> None:
+    """A unit without power notices nothing: the driver who unplugs during the cut does
+    not stop the transaction (EVDisconnected); at power return the station stops it with
+    PowerLoss and finds the connector free."""
+    st, c = setup()
+    start_session(st, c, T0 + 10)
+    c.run(T0 + 60)
+    c.do(st.power_lost, 30.0)
+    assert c.effects() == [Reboot(hard=True, seconds=30.0)]
+    st.disconnected(c.now)
+    c.run(c.now + 10)
+    c.do(st.unplug)
+    c.do(st.present_tag, "TAG1")
+    assert c.sent("StopTransaction") == []
+    c.run(c.now + 20)
+    st.rebooted(c.now)
+    st.connected(c.now)
+    c.flush()
+    assert [p["reason"] for p in c.payloads("StopTransaction")] == ["PowerLoss"]
+    assert st.status(1) == "Available" and st.transaction is None
+
+
 def test_the_load_resumes_no_sooner_than_restore_timeout() -> None:
     """Guide, vendor keys: RestoreTimeout "the minimum delay between a power cut and
     resuming the load". A session started as soon as the station is back is offered

@@ -52,7 +52,7 @@ LOCAL_LIST_CONFLICT = faults.lookup("0x30000E")
 
 def update_status(st: StationPort, connector_id: int, now: float) -> None:
     conn = st.connectors[connector_id]
-    new = conn.derive()
+    new = conn.derive(unit_faulted=st.connectors[0].faulted)
     via = _VIA.get((conn.status, new))
     if via is not None:
         _set_status(st, conn, via, now)
@@ -118,11 +118,17 @@ def status_payload(conn: Connector, now: float) -> StatusNotificationRequest:
 def raise_fault(st: StationPort, error: VendorError, now: float, connector_id: int) -> None:
     """A vendor error becomes active, as its catalogue row says (fleet.model.faults).
 
+    A detection the guide ships disabled is ignored unless ``enabled_faults`` has it.
     A faulting error makes the connector Faulted and stops a running transaction with
-    the row's stop reason. Any other is reported in a StatusNotification with the
-    status unchanged, and charging goes on; while a faulting error is active on the
-    connector it is only reported (once), the fault stays.
+    the row's stop reason (on connector 0, connector 1 goes Unavailable with it). Any
+    other is reported in a StatusNotification with the status unchanged, and charging
+    goes on; while a faulting error is active on the connector it is only reported
+    (once), the fault stays.
     """
+    if error.vendor_code in faults.DISABLED_BY_DEFAULT and error.vendor_code not in (
+        st.enabled_faults
+    ):
+        return  # the guide: "This function is disabled by default" (faults.enable)
     st.integrate(now)
     conn = st.connectors[connector_id]
     behaviour = error.behaviour
@@ -150,8 +156,31 @@ def clear_fault(st: StationPort, now: float, connector_id: int) -> None:
     if conn.fault is None:
         return
     conn.fault = None
+    if connector_id == 0:
+        _unit_fault_cleared(st)
     st.recompute_draw(now)
     _update_status_reporting(st, connector_id, now)
+
+
+def clear_latched_faults(st: StationPort) -> None:
+    """A power cycle: the errors latched until one (faults.POWER_CYCLE, whose self-test
+    runs at power-up) are gone; the caller re-derives and reports the statuses."""
+    for conn in st.connectors:
+        fault = conn.fault
+        error = faults.BY_VENDOR_CODE.get(fault.vendor_error_code) if fault is not None else None
+        if error is not None and error.behaviour.clears == faults.POWER_CYCLE:
+            conn.fault = None
+            if conn.connector_id == 0:
+                _unit_fault_cleared(st)
+
+
+def _unit_fault_cleared(st: StationPort) -> None:
+    """Connector 0's fault is gone, so connector 1 leaves Unavailable. A session that
+    ended while it was is over: OCPP 1.6 4.9 has no Unavailable -> Finishing, so a cable
+    still in goes Preparing (as after ChangeAvailability Operative)."""
+    c1 = st.connectors[1]
+    if c1.status == UNAVAILABLE:
+        c1.finishing = False
 
 
 def _update_status_reporting(st: StationPort, connector_id: int, now: float) -> None:

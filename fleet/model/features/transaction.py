@@ -359,8 +359,7 @@ def start_transaction(
     # the CSMS then sees before the StartTransaction, as after a plug-in.
     st.recompute_draw(now)
     st.queue_transaction_message(Outgoing("StartTransaction", wire(payload), tx))
-    if st.stop_measurands:
-        tx.samples.append(metering.meter_value(st, now, "Transaction.Begin", st.stop_measurands))
+    metering.keep_stop_sample(st, tx, now, "Transaction.Begin")
     tx.next_sample = metering.first_sample_after(st, now, now)
     st.update_status(1, now)
     st.observer.transaction_started(1, id_tag)
@@ -419,8 +418,8 @@ def stop_transaction(
     }
     if id_tag is not None:
         payload["idTag"] = id_tag
-    if st.stop_measurands:
-        tx.samples.append(metering.meter_value(st, now, "Transaction.End", st.stop_measurands))
+    metering.keep_stop_sample(st, tx, now, "Transaction.End")
+    if tx.samples:
         payload["transactionData"] = tx.samples
     st.queue_transaction_message(Outgoing("StopTransaction", wire(payload), tx))
     st.transaction = None
