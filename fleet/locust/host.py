@@ -27,7 +27,7 @@ def of(environment: Environment) -> str:
         return host
     if not getattr(environment, "_fleet_no_host_logged", False):
         environment._fleet_no_host_logged = True  # type: ignore[attr-defined]
-        log.error("fleet: %s", MISSING)
+        log.error("%s", MISSING)
     raise StopUser()
 
 
@@ -44,6 +44,6 @@ def setup(environment: Environment) -> None:
         if request.method != "POST" or request.path.rstrip("/") != "/swarm":
             return None
         if "host" in request.form and not request.form["host"].strip():
-            log.error("fleet: %s", MISSING)
+            log.error("%s", MISSING)
             return jsonify({"success": False, "message": MISSING, "host": environment.host})
         return None
