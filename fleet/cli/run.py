@@ -5,13 +5,14 @@ no ``--csms`` this process hosts the embedded reference CSMS and reports its led
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from fleet.cli.child import free_port, locust_command, run_child
+from fleet.cli.child import Interrupts, free_port, locust_command
 from fleet.cli.options import (
     UsageProblem,
     duration_seconds,
@@ -21,6 +22,7 @@ from fleet.cli.options import (
 )
 from fleet.cli.prerun import check_open_files, checked_setup, open_csms
 from fleet.engine.security import TlsSettings
+from fleet.scenarios.profile import Profile
 
 
 @click.command()
@@ -72,6 +74,13 @@ from fleet.engine.security import TlsSettings
     default=8089,
     show_default=True,
     help="Locust web UI port.",
+)
+@click.option(
+    "--web-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the Locust web UI listens on (0.0.0.0: every interface). The UI has "
+    "no login: anyone who reaches it can start load, so off loopback a warning is printed.",
 )
 @click.option(
     "--csv",
@@ -151,6 +160,7 @@ from fleet.engine.security import TlsSettings
     show_default=True,
     help="How long into the run before an aborting SLO may stop it.",
 )
+@click.argument("locust_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- LOCUST_OPTIONS]")
 def run(
     csms_url: str | None,
     stations: int,
@@ -161,6 +171,7 @@ def run(
     headless: bool,
     metrics_port: int,
     web_port: int,
+    web_host: str,
     seed: int | None,
     station_prefix: str,
     csv_prefix: str | None,
@@ -183,10 +194,14 @@ def run(
     progress_every: str,
     slo_abort: bool,
     slo_abort_after: str,
+    locust_args: tuple[str, ...],
 ) -> None:
-    """Run a fleet: headless with a summary and an exit code, or in the Locust web UI."""
+    """Run a fleet: headless with a summary and an exit code, or in the Locust web UI.
+
+    Locust's own options go after ``--`` (e.g. ``-- --loglevel DEBUG``)."""
     seconds = parse_duration(duration)
     slos = parse_slos(slo_texts)
+    passed_on = check_locust_args(locust_args)
     grace = min(duration_seconds("--connect-grace", connect_grace), seconds / 2)
     progress = duration_seconds("--progress-every", progress_every, zero_ok=True)
     abort_after = duration_seconds("--slo-abort-after", slo_abort_after, zero_ok=True)
@@ -199,15 +214,22 @@ def run(
         raise UsageProblem("--class-picker is for the web UI (not with --headless)")
     tls = TlsSettings(ca_file, client_cert, client_key, insecure)
     profile = checked_setup(profile_name, station_prefix, csms_url, tls)
-    peak = stations
-    if profile.load is not None and (shape or profile.load.shape) != "none":
-        peak = max(peak, profile.load.stations)
-    check_open_files(peak, embedded=csms_url is None)
+    if shape is None:
+        shape = profile.load.shape if profile.load is not None else "none"
+    users = _fleet_size(profile, shape, stations)
+    _check_overrides(profile, fault_rate, offline_share)
+    if not headless:
+        check_port_free("--web-port", web_host, web_port)
+        _warn_open_web_ui(web_host)
+    if metrics_port:
+        check_port_free("--metrics-port", "127.0.0.1", metrics_port)
+    check_open_files(users, embedded=csms_url is None)
 
+    # Until this process exits: a signal from here on stops the run cleanly.
+    interrupts = Interrupts().install()
     csms, url = open_csms(profile, csms_url, tls)
-
-    cmd = locust_command(url, profile, station_prefix, stations, spawn_rate, seed, no_validate, tls)
-    cmd += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
+    cmd = locust_command(url, profile, station_prefix, users, spawn_rate, seed, no_validate, tls)
+    cmd += ["--web-host", web_host, "--web-port", str(web_port)]
     if headless:
         cmd += ["--headless", "--run-time", f"{seconds}s", "--only-summary"]
         cmd += ["--fleet-connect-grace", f"{grace:g}", "--fleet-progress-every", f"{progress:g}"]
@@ -236,8 +258,6 @@ def run(
         cmd += ["--fleet-fault-rate", str(fault_rate)]
     # Locust runs the first load shape the locustfile exports; it exports the one
     # FLEET_SHAPE names (all of them for the web UI's class picker).
-    if shape is None:
-        shape = profile.load.shape if profile.load is not None else "none"
     env = {"FLEET_SHAPE": "" if shape == "none" else shape}
     if class_picker:
         cmd += ["--class-picker"]
@@ -245,18 +265,116 @@ def run(
     elif env["FLEET_SHAPE"]:
         click.echo(f"fleet: load shape {shape}", err=True)
     if not headless:
-        click.echo(f"fleet: Locust web UI at http://127.0.0.1:{web_port}", err=True)
+        click.echo(f"fleet: Locust web UI at http://{_shown(web_host)}:{web_port}", err=True)
 
     reports = _Reports(slos, json_summary, junit_xml, html_report, headless, grace)
-    cmd += reports.locust_options()
-    code = run_child(cmd, env)
+    cmd += reports.locust_options() + passed_on
+    code = interrupts.run(cmd, env)
     ledger = None
     if csms is not None:
         code = max(code, _report_ledger(csms, ledger_json))
         ledger = {"summary": csms.ledger.summary(), "problems": csms.ledger.check()}
         csms.stop()
-    code = max(code, reports.finish(ledger))
-    sys.exit(code)
+    code = max(code, reports.finish(ledger, interrupts.name))
+    sys.exit(interrupts.exit_code(code))
+
+
+# Options `fleet run` sets itself: after `--` they would contradict it (or break the run).
+_OWN_OPTIONS = {
+    "-f": "--profile", "--locustfile": "--profile", "-H": "--csms", "--host": "--csms",
+    "-u": "--stations", "--users": "--stations", "-r": "--spawn-rate",
+    "--spawn-rate": "--spawn-rate", "-t": "--duration", "--run-time": "--duration",
+    "--headless": "--headless", "--web-host": "--web-host", "--web-port": "--web-port",
+    "--processes": "--processes", "--master": "--processes", "--worker": "--processes",
+    "--master-bind-host": "--processes", "--master-bind-port": "--processes",
+    "--master-host": "--processes", "--master-port": "--processes",
+    "--html": "--html", "--csv": "--csv", "--class-picker": "--class-picker",
+    "--exit-code-on-error": "--slo",
+}  # fmt: skip
+
+
+def check_locust_args(args: tuple[str, ...]) -> list[str]:
+    """Locust's own options after ``--``, passed on as they are; the ones ``fleet run``
+    sets itself (and ``--fleet-*``, its locustfile's) are a one-line usage error naming
+    the ``fleet run`` option to use instead."""
+    if args and not args[0].startswith("-"):
+        raise UsageProblem(
+            f"unexpected argument {args[0]!r} (Locust's options go after --, "
+            "e.g. -- --loglevel DEBUG)"
+        )
+    for arg in args:
+        name = arg.split("=", 1)[0]
+        if name.startswith("--fleet-"):
+            raise UsageProblem(f"{name}: set by fleet run from its own options, not after --")
+        if name in _OWN_OPTIONS:
+            raise UsageProblem(f"{name}: use fleet run's {_OWN_OPTIONS[name]} instead of -- {name}")
+    return list(args)
+
+
+def check_port_free(option: str, host: str, port: int) -> None:
+    """A port something already listens on stops the run here, in one line, instead of
+    a traceback from the Locust child once the CSMS and the stations are up."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            sock.bind((host, port))
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageProblem(f"{option} {port}: cannot listen on {host}:{port} ({reason})") from None
+
+
+def _fleet_size(profile: Profile, shape: str, stations: int) -> int:
+    """The peak number of stations: ``--stations``, unless the profile's own load shape
+    runs (it sets the size; then an explicit ``--stations`` is a usage error rather than
+    a number the run and its summary would not keep)."""
+    load = profile.load
+    if load is None or shape != load.shape:
+        return stations
+    source = click.get_current_context().get_parameter_source("stations")
+    if source not in (None, click.core.ParameterSource.DEFAULT):
+        raise UsageProblem(
+            f"--stations {stations}: profile {profile.name}'s load shape ({load.shape}) sets "
+            f"the fleet size ({load.stations} stations); drop --stations, or add --shape none "
+            "for --stations at --spawn-rate"
+        )
+    return load.stations
+
+
+def _check_overrides(
+    profile: Profile, fault_rate: float | None, offline_share: float | None
+) -> None:
+    """An override of a part the profile does not have would be accepted without effect."""
+    faults = profile.faults
+    if fault_rate is not None and not any(
+        s.rate is not None for s in (faults.storms if faults is not None else ())
+    ):
+        raise UsageProblem(
+            f"--fault-rate: profile {profile.name} has no independent fault storm (a faults "
+            "storm with a rate) to apply it to; e.g. --profile fault-storm"
+        )
+    network = profile.network
+    if offline_share is not None and not (network is not None and network.waves):
+        raise UsageProblem(
+            f"--offline-share: profile {profile.name} has no offline wave (network."
+            "offline_waves) to apply it to; e.g. --profile offline-wave"
+        )
+
+
+def _warn_open_web_ui(web_host: str) -> None:
+    if web_host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"fleet: WARNING: the Locust web UI listens on {web_host} without a login: "
+            "anyone who reaches it can start and stop load (use a firewall, an SSH tunnel "
+            "or an authenticating proxy)",
+            err=True,
+        )
+
+
+def _shown(web_host: str) -> str:
+    """The address to print for the UI (a wildcard is reached as this host's name)."""
+    if web_host in ("0.0.0.0", "::", ""):
+        return socket.gethostname()
+    return f"[{web_host}]" if ":" in web_host else web_host
 
 
 def _headless_only(*names: str) -> None:
@@ -307,8 +425,16 @@ class _Reports:
             options += ["--exit-code-on-error", "0"]
         return options
 
-    def finish(self, ledger: dict[str, Any] | None) -> int:
-        """Evaluate, print, write; 1 when an SLO broke (or could not be evaluated)."""
+    def finish(self, ledger: dict[str, Any] | None, interrupted: str = "") -> int:
+        """Evaluate, print, write; 1 when an SLO broke (or could not be evaluated) or
+        the run was interrupted (``interrupted``: the signal's name): a run cut short
+        did not show what it was asked to, so it never passes."""
+        code = self._finish(ledger, interrupted)
+        if interrupted and self.path is None:  # (else the verdict said so)
+            click.echo(f"fleet: run interrupted ({interrupted})", err=True)
+        return 1 if interrupted else code
+
+    def _finish(self, ledger: dict[str, Any] | None, interrupted: str) -> int:
         if self.path is None or self._dir is None:
             return 0
         import shutil
@@ -327,6 +453,9 @@ class _Reports:
             results = slo_mod.evaluate_all(self.slos, {**data, "ledger": ledger})
             data = report.with_results(data, results, ledger)
             reasons = _failed_because(data, self.grace)
+            if interrupted:
+                data["interrupted"] = interrupted
+                reasons.append(f"interrupted by {interrupted} before the end of the run")
             if results:
                 click.echo("")
                 click.echo("SLOs")

@@ -19,7 +19,8 @@ from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, distributed, live, metrics, summary, webui
+from fleet.locust import bridge, distributed, live, metrics, process, summary, webui
+from fleet.locust import host as csms_host
 from fleet.scenarios.profile import ProfileError
 
 
@@ -31,6 +32,7 @@ def _arguments(parser: Any, **_: Any) -> None:
 
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
+    process.setup()  # native logging locks, a quiet Ctrl-C
     opts = environment.parsed_options
     if opts is None:
         return
@@ -55,6 +57,7 @@ def _init(environment: Environment, **_: Any) -> None:
         sys.exit(2)
     metrics.setup(environment)
     webui.setup(environment)
+    csms_host.setup(environment)  # an empty Host in the web form is refused
     summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
     live.setup(environment)  # the progress line and the SLOs that abort (issue 14)
 
@@ -73,19 +76,19 @@ class ChargeProUser(User):
     """A simulated Schneider Charge Pro (OCPP 1.6J, one connector).
 
     ``--host`` is the CSMS's websocket base URL; the station connects to
-    ``<host>/<station id>`` with subprotocol ``ocpp1.6``.
+    ``<host>/<station id>`` with subprotocol ``ocpp1.6``; without a host no station
+    starts (:mod:`fleet.locust.host`).
     """
-
-    host = "ws://127.0.0.1:9000/ocpp"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.identity = ""
 
     def on_start(self) -> None:
+        url = csms_host.of(self.environment)
         fleet_bridge = bridge.Bridge.get(self.environment)
         self.identity = fleet_bridge.next_identity()
-        fleet_bridge.add_station(self.identity, self.host or ChargeProUser.host)
+        fleet_bridge.add_station(self.identity, url)
 
     @task
     def hold(self) -> None:
