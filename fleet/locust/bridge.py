@@ -20,7 +20,7 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from fleet.engine.fleet import Fleet
-from fleet.engine.link import StationLink
+from fleet.engine.link import CONNECT, StationLink
 from fleet.engine.loop import LoopThread
 from fleet.engine.security import TlsSettings
 from fleet.engine.state_store import StateStore
@@ -35,6 +35,10 @@ from fleet.scenarios.profile import Profile
 log = logging.getLogger("fleet.locust")
 
 REQUEST_TYPE = "OCPP"
+CONNECT_TYPE = "WS"
+"""Connection attempts (TCP, TLS, websocket handshake) are Locust requests ``WS connect``:
+a failed one names the HTTP status or socket error, a successful one its handshake time.
+They are rare (one per connection), so the cost is nothing beside the exchanges."""
 DRAIN_EVERY = 0.05
 DEFAULT_END_TIMEOUT = 10.0
 """Seconds the stations have at the end of a run to deliver their StopTransactions
@@ -46,6 +50,10 @@ END_MODES = ("stop", "power-off")
 
 class OcppFailure(Exception):
     """How a failed exchange shows in Locust's failure table (grouped by message)."""
+
+
+class ConnectFailure(Exception):
+    """How a failed connection attempt shows there: the HTTP status or socket error."""
 
 
 class Bridge:
@@ -83,6 +91,7 @@ class Bridge:
             seed=self.rng.getrandbits(64),
             tls=tls_settings(opts),
             time_compression=self.time_compression,
+            connect_grace=_float_or_none(getattr(opts, "fleet_connect_grace", None)) or 10.0,
         )
         self.fleet.overrides.update(self.overrides)
         # How the run ends (issue 17): "stop" ends every session and closes cleanly,
@@ -223,12 +232,14 @@ class Bridge:
             while samples:
                 action, seconds, size, error = pop()
                 exc = None
+                connect = action == CONNECT
                 if error is not None:
                     exc = self._failures.get(error)
                     if exc is None:
-                        exc = self._failures[error] = OcppFailure(error)
+                        kind = ConnectFailure if connect else OcppFailure
+                        exc = self._failures[error] = kind(error)
                 fire(
-                    request_type=REQUEST_TYPE,
+                    request_type=CONNECT_TYPE if connect else REQUEST_TYPE,
                     name=action,
                     response_time=seconds * 1000.0,
                     response_length=size,
@@ -378,6 +389,13 @@ def add_arguments(parser: Any) -> None:
         "loaded at the next run's start, so a run continues where the last stopped",
     )
     group.add_argument("--fleet-station-prefix", default="CP", help="Station id prefix")
+    group.add_argument(
+        "--fleet-connect-grace",
+        type=float,
+        default=10.0,
+        help="Seconds a station may take to connect after it starts; later, it counts as "
+        "never connected (a headless fleet run fails on it)",
+    )
     group.add_argument(
         "--fleet-metrics-port",
         type=int,
