@@ -21,17 +21,15 @@ may store it anywhere; sans-I/O, like the rest of the model.
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fleet.model.auth import IdTagInfo
 from fleet.model.config import ConfigStore
 from fleet.model.outbox import Outgoing
+from fleet.model.port import StationPort
 from fleet.model.records import JsonDict, Transaction
 from fleet.model.reservation import Reservation
 from fleet.model.smart_charging import ChargingProfile, Period
-
-if TYPE_CHECKING:
-    from fleet.model.station import Station
 
 FORMAT = 1
 """Version of the snapshot's layout; a snapshot of another version is not restored."""
@@ -43,7 +41,7 @@ class DurableStateError(ValueError):
     """A snapshot this model cannot restore (another FORMAT, another station)."""
 
 
-def snapshot(st: Station, now: float) -> JsonDict:
+def snapshot(st: StationPort, now: float) -> JsonDict:
     """The station's durable state as of ``now`` (the register integrated up to it)."""
     st.integrate(now)
     refs: dict[int, int] = {}
@@ -91,15 +89,15 @@ def snapshot(st: Station, now: float) -> JsonDict:
     }
 
 
-def restore(st: Station, data: JsonDict, now: float) -> None:
+def restore(st: StationPort, data: JsonDict, now: float) -> ConfigStore:
     """Load a :func:`snapshot` into a station just built (from its profile), as the
-    unit's memory is when power returns; then the caller finishes the power cycle
-    (``Station.rebooted``), which reports an interrupted transaction."""
+    unit's memory is when power returns, and return its configuration store for the
+    station to take; then the caller finishes the power cycle (``Station.rebooted``),
+    which reports an interrupted transaction."""
     if data.get("format") != FORMAT:
         raise DurableStateError(f"snapshot format {data.get('format')!r}, expected {FORMAT}")
     if data.get("identity") != st.identity:
         raise DurableStateError(f"snapshot of {data.get('identity')!r}, not {st.identity!r}")
-    st.use_config(ConfigStore.restore(data["config"]))
     st.meter.energy_wh = float(data["energy_wh"])
     st.meter.since = now
     for conn, operative in zip(st.connectors, data["operative"], strict=True):
@@ -137,3 +135,4 @@ def restore(st: Station, data: JsonDict, now: float) -> None:
         st.smart.profiles[profile.profile_id] = profile
     reservation: Any = data["reservation"]
     st.reservation = None if reservation is None else Reservation(**reservation)
+    return ConfigStore.restore(data["config"])

@@ -549,7 +549,7 @@ class Station:
         """Power returns on a unit whose memory holds ``saved`` (a :meth:`snapshot`, e.g.
         from the previous run): load it and finish the power cycle as after a power
         cut, so a transaction the unit was in is stopped with reason PowerLoss."""
-        durable.restore(self, saved, now)
+        self.use_config(durable.restore(self, saved, now))
         self._power_cut = True
         self.rebooted(now)
 
