@@ -19,7 +19,7 @@ from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, distributed, metrics, summary, webui
+from fleet.locust import bridge, distributed, generator, metrics, summary, webui
 from fleet.scenarios.profile import ProfileError
 
 
@@ -53,6 +53,7 @@ def _init(environment: Environment, **_: Any) -> None:
         )
         sys.exit(2)
     metrics.setup(environment)
+    generator.setup(environment)  # hub lag, the lag warning (issue 15)
     webui.setup(environment)
     summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
 

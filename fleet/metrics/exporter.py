@@ -205,6 +205,18 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
         "The longest probe lateness since the start (the worst process)",
         s.loop_lag_max,
     )
+    h = HistogramMetricFamily(
+        "fleet_hub_lag_seconds",
+        "How late the gevent hub woke a greenlet sleeping 20 ms in each Locust process: "
+        "the delay of Locust's own work (spawning, samples, heartbeats)",
+    )
+    _add_histogram(h, [], s.hub_lag)
+    yield h
+    yield _gauge(
+        "fleet_hub_lag_max_seconds",
+        "The longest gevent hub lateness since the start (the worst process)",
+        s.hub_lag_max,
+    )
     yield _gauge(
         "fleet_loop_cpu_ratio",
         "CPU share of the stations' event-loop thread over the last second, 0-1 "

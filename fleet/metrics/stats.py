@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 BUCKETS = (
@@ -69,16 +69,22 @@ class Histogram:
     def upper_bound(self, q: float) -> float | None:
         """The upper bound of the bucket holding the ``q`` quantile (inf for the last):
         the quantile is at most this. None when empty."""
-        counts = list(self.counts)
-        rank = q * sum(counts)
-        if not rank:
-            return None
-        seen = 0
-        for bound, n in zip((*self.bounds, float("inf")), counts, strict=True):
-            seen += n
-            if seen >= rank:
-                return bound
-        return float("inf")
+        return upper_bound(self.bounds, list(self.counts), q)
+
+
+def upper_bound(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:
+    """The upper bound of the bucket that holds the ``q`` quantile of per-bucket
+    ``counts`` over ``bounds`` (inf for the last bucket), None without samples. Also
+    what a window of a histogram (the difference of two copies of its counts) reads."""
+    rank = q * sum(counts)
+    if not rank:
+        return None
+    seen = 0
+    for bound, n in zip((*bounds, float("inf")), counts, strict=True):
+        seen += n
+        if seen >= rank:
+            return bound
+    return float("inf")
 
 
 class FleetStats:
@@ -136,6 +142,12 @@ class FleetStats:
         self.loop_lag = Histogram(LAG_BUCKETS)
         self.loop_lag_max = 0.0
         self.loop_cpu_ratio = 0.0
+        # The same lateness for the gevent hub of the Locust process (written by a
+        # greenlet, fleet.locust.generator.HubProbe: a second writer, of these two
+        # attributes only). A hub that lags delays Locust's own work: spawning users,
+        # the request events of the samples, heartbeats to the master.
+        self.hub_lag = Histogram(LAG_BUCKETS)
+        self.hub_lag_max = 0.0
 
 
 GAUGES = frozenset(
@@ -152,7 +164,7 @@ GAUGES = frozenset(
 )
 """FleetStats attributes that are levels now, not running totals."""
 
-MAXIMA = frozenset({"loop_lag_max", "loop_cpu_ratio"})
+MAXIMA = frozenset({"loop_lag_max", "hub_lag_max", "loop_cpu_ratio"})
 """Attributes merged by taking the largest, not the sum: the worst lag of any process,
 the busiest loop thread (a sum of CPU shares would read 1.7 for two busy workers and
 hide which one is saturated)."""
@@ -240,21 +252,45 @@ def _add(hist: Histogram, counts: list[int], total_sum: float) -> None:
     hist.sum += total_sum
 
 
-def lag_totals(stats: FleetStats) -> dict[str, Any]:
-    """The generator's health for the run summary and the Fleet tab: probe samples, the
-    lag p99 (at most this: the upper bound of its bucket; the worst lag where that is
-    +Inf), the worst lag, and the busiest loop thread's CPU share now."""
-    hist = stats.loop_lag
-    worst = float(stats.loop_lag_max)
-    p99 = hist.upper_bound(0.99)
-    if p99 is not None and p99 == float("inf"):
-        p99 = worst
+def lag_totals(stats: FleetStats, threshold: float = LAG_THRESHOLD) -> dict[str, Any]:
+    """The generator's health for the run summary, the Fleet tab and its chart: probe
+    samples, the lag p99 (at most this: the upper bound of its bucket; the worst lag
+    where that is +Inf), the worst lag, the busiest loop thread's CPU share now, the
+    same lag for the gevent hub, and the threshold the p99 is judged against."""
+    p99, worst = _p99_ms(stats.loop_lag, stats.loop_lag_max)
+    hub_p99, hub_worst = _p99_ms(stats.hub_lag, stats.hub_lag_max)
     return {
-        "samples": hist.count,
-        "lag_p99_ms": None if p99 is None else round(p99 * 1000, 3),
-        "lag_max_ms": None if not hist.count else round(worst * 1000, 3),
+        "samples": stats.loop_lag.count,
+        "lag_p99_ms": p99,
+        "lag_max_ms": worst,
         "loop_cpu_ratio": round(float(stats.loop_cpu_ratio), 4),
+        "hub_samples": stats.hub_lag.count,
+        "hub_lag_p99_ms": hub_p99,
+        "hub_lag_max_ms": hub_worst,
+        "lag_threshold_ms": round(threshold * 1000, 3),
     }
+
+
+def _p99_ms(hist: Histogram, worst: float) -> tuple[float | None, float | None]:
+    if not hist.count:
+        return None, None
+    p99 = hist.upper_bound(0.99)
+    if p99 is None or p99 == float("inf"):
+        p99 = float(worst)
+    return round(p99 * 1000, 3), round(float(worst) * 1000, 3)
+
+
+def window_p99_ms(before: Sequence[int] | None, after: Sequence[int]) -> float | None:
+    """The loop-lag p99 (bucket upper bound, ms) of the probes between two copies of
+    ``FleetStats.loop_lag.counts``; None when no probe ran in between. Past the last
+    bound it reads as that bound (the worst of a window is not kept)."""
+    if before is None or len(before) != len(after):
+        before = [0] * len(after)
+    counts = [max(0, int(b) - int(a)) for a, b in zip(before, after, strict=True)]
+    bound = upper_bound(LAG_BUCKETS, counts, 0.99)
+    if bound is None:
+        return None
+    return round(min(bound, LAG_BUCKETS[-1]) * 1000, 3)
 
 
 def _wire_key(key: Any) -> Any:

@@ -32,9 +32,11 @@ HISTORY_KEY = "history"
 takes them out (the JSON summary it writes for the user stays as documented) and
 draws the report's charts from them."""
 
-LAG_KEY = "loop_lag_p99"
-"""The totals' key of the generator's event-loop lag p99 in seconds (issue 15, from
-the loop-lag metric). When samples carry it, the "Generator lag" chart appears."""
+LAG_KEY = "generator"
+"""The totals' key of the generator's health (``fleet.locust.metrics.fleet_totals``); a
+sample keeps its ``recent_lag_p99_ms`` (the event-loop lag p99 of the last seconds, the
+number the lag warning judges) and ``lag_threshold_ms``. When samples carry it, the
+"Generator lag p99" chart appears, the threshold beside it."""
 
 # Locust's chart palette first (its Charts tab: RPS green, failures red, users blue).
 # The statuses in OCPP 1.6's order (ChargePointStatus), the stacking order.
@@ -145,11 +147,22 @@ def charts(history: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[Char
         ),
     ]
     if any(LAG_KEY in s for s in history):
-        lag = [None if v is None else v * 1000 for v in level(LAG_KEY)]
-        out.append(
-            Chart("generator_lag", "Generator lag p99 (ms)", [Series("Loop lag p99", _RED, lag)])
-        )
+        out.append(_lag_chart(history))
     return ts, out
+
+
+def _lag_chart(history: Sequence[Mapping[str, Any]]) -> Chart:
+    def of(key: str) -> list[float | None]:
+        return [_number((s.get(LAG_KEY) or {}).get(key)) for s in history]
+
+    return Chart(
+        "generator_lag",
+        "Generator lag p99 (ms)",
+        [
+            Series("Loop lag p99", _RED, of("recent_lag_p99_ms")),
+            Series("Threshold", _ORANGE, of("lag_threshold_ms")),
+        ],
+    )
 
 
 def charts_html(history: Sequence[Mapping[str, Any]]) -> str:

@@ -122,6 +122,10 @@ def test_lag_totals_read_the_p99_as_an_upper_bound() -> None:
         "lag_p99_ms": None,
         "lag_max_ms": None,
         "loop_cpu_ratio": 0.0,
+        "hub_samples": 0,
+        "hub_lag_p99_ms": None,
+        "hub_lag_max_ms": None,
+        "lag_threshold_ms": 50.0,
     }
     for _ in range(990):
         stats.loop_lag.observe(0.0008)
@@ -143,7 +147,16 @@ def test_lag_totals_read_the_p99_as_an_upper_bound() -> None:
 
 
 def _summary(p99_ms: float | None, samples: int = 500, **kwargs: float) -> dict:
-    lag = {"samples": samples, "lag_p99_ms": p99_ms, "lag_max_ms": 80.0, "loop_cpu_ratio": 0.5}
+    lag = {
+        "samples": samples,
+        "lag_p99_ms": p99_ms,
+        "lag_max_ms": 80.0,
+        "loop_cpu_ratio": 0.5,
+        "hub_samples": 400,
+        "hub_lag_p99_ms": 2.5,
+        "hub_lag_max_ms": 9.0,
+        "lag_threshold_ms": 50.0,  # fleet_totals carries --fleet-lag-threshold
+    }
     return report.build({}, 10.0, fleet={"generator": lag}, **kwargs)
 
 
@@ -155,6 +168,9 @@ def test_the_summary_marks_latency_suspect_past_the_threshold() -> None:
         "lag_max_ms": 80.0,
         "lag_samples": 500,
         "loop_cpu_ratio": 0.5,
+        "hub_lag_p99_ms": 2.5,
+        "hub_lag_max_ms": 9.0,
+        "hub_samples": 400,
         "lag_threshold_ms": 50.0,
         "latency_suspect": False,
     }

@@ -120,9 +120,12 @@ def test_connectors_stack_only_the_statuses_seen_in_ocpp_order() -> None:
 
 def test_generator_lag_chart_only_when_the_totals_carry_it() -> None:
     assert "generator_lag" not in [c.key for c in charts(history())[1]]
-    lag = chart("generator_lag", history(2, **{LAG_KEY: 0.062}))
+    generator = {"recent_lag_p99_ms": 100.0, "lag_threshold_ms": 50.0}
+    lag = chart("generator_lag", history(2, **{LAG_KEY: generator}))
     assert lag.title == "Generator lag p99 (ms)"
-    assert lag.series[0].values == [pytest.approx(62.0), pytest.approx(62.0)]
+    assert lag.series[0].values == [pytest.approx(100.0), pytest.approx(100.0)]
+    assert lag.series[1].name == "Threshold"
+    assert lag.series[1].values == [50.0, 50.0]
 
 
 def test_each_chart_draws_one_point_per_sample() -> None:
