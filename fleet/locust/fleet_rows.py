@@ -8,7 +8,7 @@ from typing import Any
 
 from fleet.model.connector import STATUSES
 from fleet.model.faults import BY_VENDOR_CODE
-from fleet.reports.html import LAG_KEY
+from fleet.reports.html import LAG_ADVICE, LAG_KEY, ms_text
 
 _EXTRAS = (
     ("stations_started", "Stations started"),
@@ -36,8 +36,7 @@ def fleet_rows(totals: Mapping[str, Any]) -> list[dict[str, str]]:
         rows.append(
             (
                 "WARNING: generator lag",
-                f"p99 {recent:g} ms > {limit:g} ms: this machine, not the CSMS, limits the "
-                "latency figures (add --processes or workers)",
+                f"p99 {ms_text(recent)} > {ms_text(limit)}: {LAG_ADVICE}",
             )
         )
     rows += [
@@ -58,9 +57,9 @@ def fleet_rows(totals: Mapping[str, Any]) -> list[dict[str, str]]:
     rows += [(f"CALLERROR: {code}", _count(n)) for code, n in sorted(callerrors.items()) if n]
     if generator:
         rows += [
-            ("Generator lag p99, last 10 s", _ms(recent)),
-            ("Generator lag p99, whole run", _ms(generator.get("lag_p99_ms"))),
-            ("Gevent hub lag p99, whole run", _ms(generator.get("hub_lag_p99_ms"))),
+            ("Generator lag p99, last 10 s", ms_text(recent)),
+            ("Generator lag p99, whole run", ms_text(generator.get("lag_p99_ms"))),
+            ("Gevent hub lag p99, whole run", ms_text(generator.get("hub_lag_p99_ms"))),
         ]
     # Locust's table sorts rows by "name" (a hidden column here), so it carries the order.
     return [{"name": f"{i:03d}", "metric": m, "value": v} for i, (m, v) in enumerate(rows)]
@@ -79,10 +78,6 @@ def fault_name(vendor_code: str) -> str:
 
 def _count(n: Any) -> str:
     return f"{int(n):,}"
-
-
-def _ms(value: Any) -> str:
-    return "-" if value is None else f"{float(value):,g} ms"
 
 
 # -- the fleet's totals over a run ------------------------------------------------------

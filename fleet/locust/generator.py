@@ -11,10 +11,12 @@ stations' loop is measured by :class:`fleet.engine.loop.LagProbe`; this module a
   heartbeats a master drops a worker without. A master's own hub lag goes into its
   aggregate (:func:`fleet.locust.metrics.own_stats`).
 - :class:`LagMonitor`, on the process that reports (a master or a standalone process):
-  every two seconds, the loop-lag p99 of the last ``WINDOW`` seconds; when it passes
-  ``--fleet-lag-threshold`` it writes one line to the console, once per crossing (again
-  only after it came back under), and the Fleet tab shows a warning row meanwhile.
-- ``--fleet-diag-loop-stall MS``: a diagnostic that blocks the stations' loop for MS
+  every two seconds, the loop-lag p99 of the last ten seconds
+  (:class:`fleet.metrics.stats.LagWatch`); when it passes ``--fleet-lag-threshold`` it
+  writes one line to the console, once per crossing (again only after it came back
+  under), and the Fleet tab shows a warning row meanwhile.
+- ``--fleet-diag-loop-stall MS`` (``LOCUST_FLEET_DIAG_LOOP_STALL`` in the environment
+  of ``fleet run``): a diagnostic that blocks the stations' loop for MS
   milliseconds every second (:func:`fleet.engine.loop.stall`), to see all of the above
   act on a machine that is not overloaded.
 """
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 from typing import Any
 
 import gevent
@@ -33,8 +34,9 @@ from locust.runners import WorkerRunner
 
 from fleet.engine.loop import lateness, stall
 from fleet.locust import current
-from fleet.locust.metrics import fleet_stats, lag_threshold, lag_verdict, own_stats
-from fleet.metrics.stats import LAG_THRESHOLD, window_p99_ms
+from fleet.locust.metrics import fleet_stats, lag_watch, own_stats
+from fleet.metrics.stats import LAG_THRESHOLD
+from fleet.reports.html import LAG_ADVICE, ms_text
 
 HUB_PERIOD = 0.02
 """Seconds the hub probe sleeps: the loop probe's pace, 50 samples a second."""
@@ -42,14 +44,8 @@ HUB_PERIOD = 0.02
 CHECK_EVERY = 2.0
 """Seconds between two looks at the loop lag (the pace of the web UI's poll)."""
 
-WINDOW = 10.0
-"""Seconds of probes the warning judges: long enough that one stray late timer is not
-a p99, short enough that the warning follows the load."""
-
 STALL_EVERY = 1.0
 """Seconds between two stalls of ``--fleet-diag-loop-stall``."""
-
-ADVICE = "this machine, not the CSMS, limits the latency figures (add --processes or workers)"
 
 
 @events.init_command_line_parser.add_listener
@@ -66,6 +62,7 @@ def _arguments(parser: Any, **_: Any) -> None:
         "--fleet-diag-loop-stall",
         type=float,
         default=0.0,
+        env_var="LOCUST_FLEET_DIAG_LOOP_STALL",  # how `fleet run` passes it on
         help="Diagnostic: block the stations' event loop this many milliseconds every "
         "second, to see the lag warning act (0: off)",
     )
@@ -111,39 +108,22 @@ class HubProbe:
 
 
 class LagMonitor:
-    """The loop-lag p99 over the last :data:`WINDOW` seconds, judged every
-    :data:`CHECK_EVERY` seconds against the threshold; one console line per crossing."""
+    """Feeds the process's :class:`~fleet.metrics.stats.LagWatch` every
+    :data:`CHECK_EVERY` seconds; one console line per crossing of the threshold."""
 
     def __init__(self, environment: Environment) -> None:
         self.env = environment
-        self.threshold = lag_threshold(environment)
-        self.verdict = lag_verdict(environment)  # what the Fleet tab shows
-        self._seen: deque[tuple[float, list[int]]] = deque()
+        self.watch = lag_watch(environment)  # what the Fleet tab shows
         self.greenlet = gevent.spawn(self._run)
 
     def _run(self) -> None:
+        watch = self.watch
         while True:
             gevent.sleep(CHECK_EVERY)
-            self.check(time.monotonic(), list(fleet_stats(self.env).loop_lag.counts))
-
-    def check(self, now: float, counts: list[int]) -> None:
-        """Judge the probes since the oldest copy of the counts within the window."""
-        seen = self._seen
-        seen.append((now, list(counts)))
-        while len(seen) > 2 and now - seen[1][0] >= WINDOW:
-            seen.popleft()
-        if len(seen) < 2:
-            return
-        if sum(counts) < sum(seen[0][1]):  # a new fleet (the web UI's form): start over
-            seen.clear()
-            seen.append((now, list(counts)))
-            return
-        p99 = window_p99_ms(seen[0][1], counts)
-        if p99 is None:
-            return
-        limit = self.threshold * 1000
-        if p99 > limit and not self.verdict.above:
-            sys.stderr.write(f"fleet: generator lag p99 {p99:g} ms > {limit:g} ms: {ADVICE}\n")
-            sys.stderr.flush()
-        self.verdict.recent_ms = p99
-        self.verdict.above = p99 > limit
+            stats = fleet_stats(self.env)
+            if watch.check(time.monotonic(), list(stats.loop_lag.counts), stats.loop_lag_max):
+                sys.stderr.write(
+                    f"fleet: generator lag p99 {ms_text(watch.recent_ms)} > "
+                    f"{ms_text(watch.threshold * 1000)}: {LAG_ADVICE}\n"
+                )
+                sys.stderr.flush()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from locust.env import Environment
@@ -35,6 +34,7 @@ from fleet.metrics.stats import (
     GAUGES,
     LAG_THRESHOLD,
     FleetStats,
+    LagWatch,
     Snapshot,
     lag_totals,
     merge,
@@ -323,23 +323,15 @@ def lag_threshold(environment: Environment) -> float:
     return float(ms) / 1000 if isinstance(ms, int | float) and ms > 0 else LAG_THRESHOLD
 
 
-@dataclass
-class LagVerdict:
-    """What the lag monitor (:class:`fleet.locust.generator.LagMonitor`) found last: the
-    loop-lag p99 of the last seconds (ms) and whether it is past the threshold."""
-
-    recent_ms: float | None = None
-    above: bool = False
+_watches: dict[int, tuple[Environment, LagWatch]] = {}
 
 
-_verdicts: dict[int, tuple[Environment, LagVerdict]] = {}
-
-
-def lag_verdict(environment: Environment) -> LagVerdict:
-    """This environment's verdict, the one the monitor updates and the totals show."""
-    found = _verdicts.get(id(environment))
+def lag_watch(environment: Environment) -> LagWatch:
+    """This environment's lag watch: the lag monitor (fleet.locust.generator) feeds it,
+    the totals show what it found."""
+    found = _watches.get(id(environment))
     if found is None or found[0] is not environment:
-        found = _verdicts[id(environment)] = (environment, LagVerdict())
+        found = _watches[id(environment)] = (environment, LagWatch(lag_threshold(environment)))
     return found[1]
 
 
@@ -347,10 +339,10 @@ def _generator(environment: Environment, stats: FleetStats) -> dict[str, Any]:
     """The generator's lag (:func:`lag_totals`) against ``--fleet-lag-threshold``, with
     the recent p99 and its warning once the monitor has looked."""
     out = lag_totals(stats, lag_threshold(environment))
-    verdict = lag_verdict(environment)
-    if verdict.recent_ms is not None:
-        out["recent_lag_p99_ms"] = verdict.recent_ms
-        out["lag_warning"] = verdict.above
+    watch = lag_watch(environment)
+    if watch.recent_ms is not None:
+        out["recent_lag_p99_ms"] = watch.recent_ms
+        out["lag_warning"] = watch.above
     return out
 
 

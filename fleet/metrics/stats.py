@@ -18,7 +18,7 @@ worker that left, so they never go backwards, and drops its gauges.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -254,8 +254,8 @@ def _add(hist: Histogram, counts: list[int], total_sum: float) -> None:
 
 def lag_totals(stats: FleetStats, threshold: float = LAG_THRESHOLD) -> dict[str, Any]:
     """The generator's health for the run summary, the Fleet tab and its chart: probe
-    samples, the lag p99 (at most this: the upper bound of its bucket; the worst lag
-    where that is +Inf), the worst lag, the busiest loop thread's CPU share now, the
+    samples, the lag p99 (at most this: the upper bound of its bucket, or the worst lag
+    where that is lower), the worst lag, the busiest loop thread's CPU share now, the
     same lag for the gevent hub, and the threshold the p99 is judged against."""
     p99, worst = _p99_ms(stats.loop_lag, stats.loop_lag_max)
     hub_p99, hub_worst = _p99_ms(stats.hub_lag, stats.hub_lag_max)
@@ -274,23 +274,62 @@ def lag_totals(stats: FleetStats, threshold: float = LAG_THRESHOLD) -> dict[str,
 def _p99_ms(hist: Histogram, worst: float) -> tuple[float | None, float | None]:
     if not hist.count:
         return None, None
-    p99 = hist.upper_bound(0.99)
-    if p99 is None or p99 == float("inf"):
-        p99 = float(worst)
+    p99 = min(hist.upper_bound(0.99) or 0.0, float(worst))  # no p99 is past the worst
     return round(p99 * 1000, 3), round(float(worst) * 1000, 3)
 
 
-def window_p99_ms(before: Sequence[int] | None, after: Sequence[int]) -> float | None:
+def window_p99_ms(
+    before: Sequence[int] | None, after: Sequence[int], worst: float = float("inf")
+) -> float | None:
     """The loop-lag p99 (bucket upper bound, ms) of the probes between two copies of
-    ``FleetStats.loop_lag.counts``; None when no probe ran in between. Past the last
-    bound it reads as that bound (the worst of a window is not kept)."""
+    ``FleetStats.loop_lag.counts``, at most ``worst`` (seconds: the worst lag so far);
+    None when no probe ran in between. Past the last bound it reads as that bound."""
     if before is None or len(before) != len(after):
         before = [0] * len(after)
     counts = [max(0, int(b) - int(a)) for a, b in zip(before, after, strict=True)]
     bound = upper_bound(LAG_BUCKETS, counts, 0.99)
     if bound is None:
         return None
-    return round(min(bound, LAG_BUCKETS[-1]) * 1000, 3)
+    return round(min(bound, LAG_BUCKETS[-1], worst) * 1000, 3)
+
+
+LAG_WINDOW = 10.0
+"""Seconds of probes the lag warning judges: long enough that one stray late timer is
+not a p99, short enough that the warning follows the load."""
+
+
+class LagWatch:
+    """The loop-lag p99 of the last :data:`LAG_WINDOW` seconds against a threshold: what
+    the lag warning (console, Fleet tab) and the Fleet tab's lag chart show.
+
+    Fed copies of the cumulative ``FleetStats.loop_lag.counts`` now and then; the
+    window is the difference between the newest and the oldest copy within it.
+    :meth:`check` says when the p99 has just crossed above the threshold, so a warning
+    is given once per crossing, and again only after the lag came back under."""
+
+    def __init__(self, threshold: float = LAG_THRESHOLD, window: float = LAG_WINDOW) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.recent_ms: float | None = None
+        self.above = False
+        self._seen: deque[tuple[float, list[int]]] = deque()
+
+    def check(self, now: float, counts: Sequence[int], worst: float = float("inf")) -> bool:
+        """Judge the probes up to ``now`` (``worst``: the worst lag so far, seconds);
+        True when the p99 has just passed the threshold."""
+        seen = self._seen
+        if seen and sum(counts) < sum(seen[-1][1]):  # a new fleet: its counts restart
+            seen.clear()
+        seen.append((now, list(counts)))
+        while len(seen) > 2 and now - seen[1][0] >= self.window:
+            seen.popleft()
+        p99 = window_p99_ms(seen[0][1], counts, worst) if len(seen) > 1 else None
+        if p99 is None:
+            return False
+        crossed = p99 > self.threshold * 1000 and not self.above
+        self.recent_ms = p99
+        self.above = p99 > self.threshold * 1000
+        return crossed
 
 
 def _wire_key(key: Any) -> Any:

@@ -38,6 +38,10 @@ sample keeps its ``recent_lag_p99_ms`` (the event-loop lag p99 of the last secon
 number the lag warning judges) and ``lag_threshold_ms``. When samples carry it, the
 "Generator lag p99" chart appears, the threshold beside it."""
 
+LAG_ADVICE = "this machine, not the CSMS, limits the latency figures (add --processes or workers)"
+"""What the console, the Fleet tab and this report say when the generator's lag p99 is
+past the threshold."""
+
 # Locust's chart palette first (its Charts tab: RPS green, failures red, users blue).
 # The statuses in OCPP 1.6's order (ChargePointStatus), the stacking order.
 _GREEN, _RED, _BLUE, _ORANGE, _PURPLE = "#00ca5a", "#ff6d6d", "#0099ff", "#ff9f00", "#9966cc"
@@ -444,10 +448,13 @@ td + td {{ text-align: right; }} td.text {{ text-align: left; }}
 tr.bad td {{ background: #fde8e8; }}
 .ok {{ color: #060; }} .bad, .FAILED {{ color: #b00; }} .PASSED {{ color: #060; }}
 .fleet-chart {{ display: block; margin: .5em 0; }}
+.generator {{ border: 2px solid #060; border-radius: 6px; padding: .2em 1em; margin: 1em 0; }}
+.generator.suspect {{ border-color: #b00; background: #fde8e8; }}
 </style></head><body>
 <h1>Fleet report</h1>
 <h2 id="verdict" class="{"PASSED" if passed else "FAILED"}">{esc(verdict)}</h2>
 {head}
+{_generator(summary.get("generator"))}
 <h2 id="slos">SLO verdicts</h2>
 {slo_table}
 <h2 id="ledger">Ledger check</h2>
@@ -464,6 +471,55 @@ tr.bad td {{ background: #fde8e8; }}
 {_table((), totals_rows)}
 </body></html>
 """
+
+
+def _generator(generator: Mapping[str, Any] | None) -> str:
+    """The load generator's own health, near the top: a run whose latency figures are
+    suspect must say so before anyone reads them."""
+    g: Mapping[str, Any] = generator or {}
+    if not g.get("lag_samples"):
+        return (
+            '<div class="generator" id="generator"><p>Generator: no lag probe ran (a run'
+            " too short, or workers without it): nothing says it kept up.</p></div>"
+        )
+    suspect = bool(g.get("latency_suspect"))
+    limit = g.get("lag_threshold_ms")
+    p99 = g.get("lag_p99_ms")
+    verdict = (
+        f"Latency figures SUSPECT: the generator's event-loop lag p99 {ms_text(p99)} passed"
+        f" {ms_text(limit)}: {LAG_ADVICE}."
+        if suspect
+        else f"Generator kept up: event-loop lag p99 {ms_text(p99)}, within"
+        f" {ms_text(limit)}; the latency figures are the CSMS's."
+    )
+    cpu = g.get("loop_cpu_ratio")
+    rows = "".join(
+        f"<tr><td>{label}</td><td>{value}</td></tr>"
+        for label, value in (
+            ("Event-loop lag p99 (upper bound)", ms_text(p99)),
+            ("Event-loop lag, worst", ms_text(g.get("lag_max_ms"))),
+            ("Loop thread CPU share (busiest process)", "-" if cpu is None else f"{cpu:.0%}"),
+            ("Gevent hub lag p99", ms_text(g.get("hub_lag_p99_ms"))),
+            ("Gevent hub lag, worst", ms_text(g.get("hub_lag_max_ms"))),
+            ("Threshold (--lag-threshold)", ms_text(limit)),
+            ("latency_suspect", "true" if suspect else "false"),
+        )
+    )
+    klass = "generator suspect" if suspect else "generator"
+    return (
+        f'<div class="{klass}" id="generator"><h2>Load generator</h2>'
+        f'<p class="{"bad" if suspect else "ok"}" id="generator-verdict">{html.escape(verdict)}</p>'
+        f"{_table((), rows)}</div>"
+    )
+
+
+def ms_text(value: Any) -> str:
+    """A duration in milliseconds as the report and the Fleet tab show it: whole
+    milliseconds from 10 on, two significant digits below."""
+    if value is None:
+        return "-"
+    ms = float(value)
+    return f"{ms:,.0f} ms" if ms >= 10 else f"{ms:.2g} ms"
 
 
 def _ledger(ledger: Mapping[str, Any] | None) -> str:
