@@ -169,6 +169,23 @@ def _lag_chart(history: Sequence[Mapping[str, Any]]) -> Chart:
     )
 
 
+def lag_banner(history: Sequence[Mapping[str, Any]]) -> str:
+    """A warning above the Fleet tab's charts while the newest sample's generator lag
+    p99 is past its threshold (the tab's table has the same warning as its first row,
+    below the charts); empty otherwise."""
+    generator: Mapping[str, Any] = (history[-1].get(LAG_KEY) or {}) if history else {}
+    p99 = _number(generator.get("recent_lag_p99_ms"))
+    limit = _number(generator.get("lag_threshold_ms"))
+    if p99 is None or limit is None or p99 <= limit:
+        return ""
+    return (
+        '<div class="fleet-lag-warning" role="alert" style="padding:8px 12px;margin:0 0 8px;'
+        'border-radius:4px;background:#fde8e8;color:#b00;font-weight:bold">'
+        f"Generator lag p99 {ms_text(p99)} &gt; {ms_text(limit)}: {html.escape(LAG_ADVICE)}."
+        "</div>"
+    )
+
+
 def charts_html(history: Sequence[Mapping[str, Any]]) -> str:
     """Every chart as inline SVG, in a ``div.fleet-charts``; a hint while there are no
     samples yet (before the first run, or in its first two seconds)."""
