@@ -35,7 +35,7 @@ a struggling CSMS and its timeouts land: a CALL that times out is observed at
 milliseconds, and every timeout from 5 to 10 s has a bound at it and the next one at
 most 1 s above (0.5 s for 5 and 10). A run whose p95 is in the timed-out mass therefore
 reads as 10-10.5 s, not 26.6 s as with a 10 -> 30 s gap. Error bounds per range are in
-docs/metrics-notes.md."""
+docs/metrics.md (Round-trip quantiles and their error)."""
 
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Event-loop lag bounds, in seconds. 0.05 is one on purpose: whether the p99 passed the
