@@ -515,7 +515,7 @@ def _generator(generator: Mapping[str, Any] | None) -> str:
         for label, value in (
             ("Event-loop lag p99 (upper bound)", ms_text(p99)),
             ("Event-loop lag, worst", ms_text(g.get("lag_max_ms"))),
-            ("Loop thread CPU share (busiest process)", "-" if cpu is None else f"{cpu:.0%}"),
+            ("Loop thread CPU share (busiest process)", "-" if cpu is None else f"{cpu:.1%}"),
             ("Gevent hub lag p99", ms_text(g.get("hub_lag_p99_ms"))),
             ("Gevent hub lag, worst", ms_text(g.get("hub_lag_max_ms"))),
             ("Threshold (--lag-threshold)", ms_text(limit)),

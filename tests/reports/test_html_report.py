@@ -213,3 +213,30 @@ def test_fleet_run_html_writes_the_fleet_report(tmp_path: Path) -> None:
     assert line is not None and len(line[1].split()) >= 3
     # The JSON summary keeps its documented layout (the samples are the report's).
     assert '"history"' not in (tmp_path / "summary.json").read_text()
+
+
+def test_the_generator_block_comes_first_and_says_whether_to_trust_the_latency() -> None:
+    calm = {
+        "lag_p99_ms": 2.5,
+        "lag_max_ms": 7.0,
+        "lag_samples": 500,
+        "loop_cpu_ratio": 0.043,
+        "hub_lag_p99_ms": 1.0,
+        "hub_lag_max_ms": 3.0,
+        "hub_samples": 500,
+        "lag_threshold_ms": 50.0,
+        "latency_suspect": False,
+    }
+    page = render(summary(generator=calm), history())
+    block = page[page.index('id="generator"') : page.index('id="slos"')]
+    assert 'class="generator"' in page and "suspect" not in block.split(">", 1)[0]
+    assert "Generator kept up: event-loop lag p99 2.5 ms, within 50 ms" in block
+    for shown in ("7 ms", "4.3%", "1 ms", "3 ms", "false"):
+        assert f"<td>{shown}</td>" in block
+    suspect = render(summary(generator={**calm, "lag_p99_ms": 250.0, "latency_suspect": True}), [])
+    assert 'class="generator suspect"' in suspect
+    assert (
+        "Latency figures SUSPECT: the generator&#x27;s event-loop lag p99 250 ms passed 50 ms"
+        in (suspect)
+    )
+    assert "no lag probe ran" in render(summary(), [])
