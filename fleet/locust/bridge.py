@@ -103,7 +103,8 @@ class Bridge:
             self.end_timeout = DEFAULT_END_TIMEOUT
         state_dir = getattr(opts, "fleet_state_dir", None) or None
         self.store = StateStore(state_dir) if state_dir else None
-        self._ended = False
+        self._ended = True  # no station yet: nothing to end (see _on_test_stop)
+        self._quit = False  # the loop thread is stopped (quitting)
         self.thread.start()
         # Fleet-wide scenario directors (fault storms, grid outages, offline waves) run
         # on the loop.
@@ -156,6 +157,7 @@ class Bridge:
 
     def _add(self, identity: str, url: str, number: int | None = None) -> None:
         """On the loop thread: build the station from the profile and bring it up."""
+        self._ended = False
         profile = self.profile
         try:
             leaving = self.fleet.links.get(identity)
@@ -212,7 +214,9 @@ class Bridge:
         link = self.fleet.links.get(identity)
         if link is None:
             return
-        if self.end_mode == "stop":
+        # A boot-storm shape's ramp down is a grid outage: no goodbye, sessions stay open.
+        outage = getattr(self.env.shape_class, "shape", None) == "boot-storm"
+        if self.end_mode == "stop" and not outage:
             link.end(self.profile.end_reason, float(self.end_timeout or 0), self._park)
         else:
             link.stop()
@@ -254,6 +258,9 @@ class Bridge:
         """The run is over (the run time, STOP in the web UI): end it as ``--fleet-end``
         says, save the durable state with ``--fleet-state-dir``, and wait (bounded, on
         the gevent hub) so that the summary written at ``quitting`` counts it all."""
+        if self._quit:
+            return  # the loop is gone: quitting ended the run already
+        self._ended = True
         done: list[bool] = []
         self.thread.call(self._end_run, done.append)
         deadline = (self.end_timeout or 0.0) + END_SLACK
@@ -285,6 +292,12 @@ class Bridge:
             save()
 
     def _on_quitting(self, **_: Any) -> None:
+        if self._quit:
+            return
+        if not self._ended:
+            # A signal (SIGTERM to a worker) quits before test_stop: end the run now.
+            self._on_test_stop()
+        self._quit = True
         self.thread.call(self.fleet.stop_all)
         gevent.sleep(0.2)  # let close frames go out
         self._drainer.kill(block=False)
