@@ -197,9 +197,19 @@ def run(
     if not headless:
         click.echo(f"fleet: Locust web UI at http://127.0.0.1:{web_port}", err=True)
 
+    follower = None
+    if csms is not None and not headless:
+        # The web form may start the next run with another profile: the embedded CSMS
+        # follows it (fleet.cli.follow).
+        from fleet.cli.follow import ProfileFollower
+
+        follower = ProfileFollower(csms)
+        env.update(follower.env())
     reports = _Reports(slos, json_summary, junit_xml)
     cmd += reports.locust_options()
     code = run_child(cmd, env)
+    if follower is not None:
+        follower.close()
     ledger = None
     if csms is not None:
         code = max(code, _report_ledger(csms, ledger_json))

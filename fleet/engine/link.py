@@ -236,14 +236,22 @@ class StationLink:
         # unique id -> callback for replies to frames sent with send_raw (the
         # misbehaving-station mode); empty, and so free on the hot path, otherwise.
         self.raw_calls: dict[str, RawReply] = {}
+        # Vendor codes of the fault-storm faults active here and counted in
+        # ``stats.faults_active`` (fleet.scenarios.storms); stop() takes them out.
+        self.storm_faults: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
+        # The live gauges count running stations only: what a station brings (a
+        # transaction in progress, when a parked station comes back) is added here and
+        # taken out again by stop().
         stats = self.fleet.stats
         stats.stations_started += 1
         for conn in self.station.connectors:
             stats.connectors[(conn.connector_id, conn.status)] += 1
+        if self.station.transaction is not None:
+            stats.transactions_active += 1
         self._connect()
 
     def stop(self) -> None:
@@ -275,6 +283,11 @@ class StationLink:
             stats.connectors[(conn.connector_id, conn.status)] -= 1
         if self._boot_status is not None:
             stats.boot_status[self._boot_status] -= 1
+        if self.station.transaction is not None:
+            stats.transactions_active -= 1  # a stopped station's transaction is not live
+        for code in self.storm_faults:
+            stats.faults_active[code] -= 1
+        self.storm_faults.clear()
         self.fleet.forget(self)
 
     def _cancel_timers(self) -> None:

@@ -19,7 +19,7 @@ from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, distributed, metrics, summary, webui
+from fleet.locust import bridge, distributed, embedded, metrics, summary, webui
 from fleet.scenarios.profile import ProfileError
 
 
@@ -55,6 +55,7 @@ def _init(environment: Environment, **_: Any) -> None:
     metrics.setup(environment)
     webui.setup(environment)
     summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
+    embedded.setup(environment)  # the web form's profile, told to fleet run's embedded CSMS
 
 
 def _enforce_open_files(environment: Environment) -> None:
@@ -79,11 +80,12 @@ class ChargeProUser(User):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.identity = ""
+        self.bridge: bridge.Bridge | None = None
 
     def on_start(self) -> None:
-        fleet_bridge = bridge.Bridge.get(self.environment)
-        self.identity = fleet_bridge.next_identity()
-        fleet_bridge.add_station(self.identity, self.host or ChargeProUser.host)
+        self.bridge = bridge.Bridge.get(self.environment)
+        self.identity = self.bridge.next_identity()
+        self.bridge.add_station(self.identity, self.host or ChargeProUser.host)
 
     @task
     def hold(self) -> None:
@@ -91,5 +93,6 @@ class ChargeProUser(User):
         gevent.sleep(3600)
 
     def on_stop(self) -> None:
-        if self.identity:
-            bridge.Bridge.get(self.environment).remove_station(self.identity)
+        # On the fleet it started on (the next run may bring another).
+        if self.identity and self.bridge is not None:
+            self.bridge.remove_station(self.identity)

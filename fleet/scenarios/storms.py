@@ -254,12 +254,17 @@ class StormDirector:
         stats = self.fleet.stats
         stats.faults_raised[error.vendor_code] += 1
         stats.faults_active[error.vendor_code] += 1
+        link.storm_faults.append(error.vendor_code)  # a station that stops takes it out
         link.hardware(lambda now: link.station.raise_fault(error, now, connector_id=cid))
         self._later(duration, self._clear, link, sid, error, cid)
 
     def _clear(self, link: Any, sid: str, error: VendorError, cid: int) -> None:
         self.busy.discard((sid, cid))
-        self.fleet.stats.faults_active[error.vendor_code] -= 1
+        if error.vendor_code in link.storm_faults:  # not if the station stopped since
+            link.storm_faults.remove(error.vendor_code)
+            self.fleet.stats.faults_active[error.vendor_code] -= 1
+        # The station may have been powered off and come back on a new link since.
+        link = self.fleet.links.get(sid, link)
         fault = link.station.connectors[cid].fault
         if fault is not None and fault.vendor_error_code == error.vendor_code:
             link.hardware(lambda now: link.station.clear_fault(now, connector_id=cid))
