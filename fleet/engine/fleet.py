@@ -8,7 +8,7 @@ import random
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleet.engine.link import StationLink
@@ -24,6 +24,17 @@ every this many stations."""
 
 Sample = tuple[str, float, int, str | None]
 """(action, round trip in seconds, response size in bytes, error or None)."""
+
+CLOCKS = {"heartbeat": "real", "meter_values": "model", "ping": "real"}
+"""Which clock the protocol's own timers run on when the model clock is compressed.
+
+``heartbeat`` (HeartbeatInterval, and the retry interval of a Pending/Rejected boot) and
+``ping`` (WebSocketPingInterval) keep a connection alive: a CSMS sees one heartbeat per
+interval per idle station in production, whatever the sessions do, so they keep real
+time. ``meter_values`` (MeterValueSampleInterval, disconnectedMeterValueSampleInterval)
+belong to a session: on the model clock every replayed session carries the samples it
+would in production, only sooner. ``model`` puts a timer on the compressed clock,
+``real`` keeps it in real seconds (profiles: ``sessions.clocks``)."""
 
 
 class Fleet:
@@ -48,6 +59,7 @@ class Fleet:
         ssl_context: ssl.SSLContext | None = None,
         tls: TlsSettings | None = None,
         time_compression: float = 1.0,
+        clocks: Mapping[str, str] | None = None,
     ) -> None:
         """``time_compression``: the model's clock runs this many times faster than the
         loop's (144: a day in ten minutes). Meter energy, sample intervals, heartbeats and
@@ -57,7 +69,9 @@ class Fleet:
 
         ``tls``: CA store, client certificate(s) and the insecure opt-out for every
         station's wss:// connections (see :mod:`fleet.engine.security`). ``ssl_context``,
-        if given, is used as is for every TLS connection instead."""
+        if given, is used as is for every TLS connection instead.
+
+        ``clocks``: timer -> ``"real"`` or ``"model"``, over :data:`CLOCKS`."""
         self.loop = loop
         self.stats = stats if stats is not None else FleetStats()
         self.validate = validate
@@ -85,6 +99,16 @@ class Fleet:
         self.clock_offset = self.t0 - self.l0
         if self.time_compression != 1.0:
             self.now = self._compressed_now  # type: ignore[method-assign]
+        self.clocks = {**CLOCKS, **(clocks or {})}
+        unknown = set(self.clocks) - set(CLOCKS) or set(self.clocks.values()) - {"real", "model"}
+        if unknown:
+            raise ValueError(f"clocks: unknown timer or clock {sorted(unknown)!r}")
+        # Configured seconds -> seconds on the clock each timer is scheduled on (the model
+        # clock for heartbeats and samples, the loop's real clock for pings).
+        real = {name: clock == "real" for name, clock in self.clocks.items()}
+        self.heartbeat_scale = self.time_compression if real["heartbeat"] else 1.0
+        self.sample_scale = self.time_compression if real["meter_values"] else 1.0
+        self.ping_scale = 1.0 if real["ping"] else 1.0 / self.time_compression
         # What exists before the first station is the program itself (in a Locust
         # worker: Locust, gevent, Flask...): out of the cyclic GC's sight too (see add).
         gc.freeze()
@@ -127,6 +151,11 @@ class Fleet:
         """
         if station.identity in self.links:
             raise ValueError(f"station {station.identity!r} is already running")
+        if (station.heartbeat_scale, station.sample_scale) != (
+            self.heartbeat_scale,
+            self.sample_scale,
+        ):
+            station.scale_timers(self.heartbeat_scale, self.sample_scale, self.now())
         link = StationLink(
             self,
             station,

@@ -158,6 +158,7 @@ class LinkOwner(Protocol):
     validate: bool
     security: Security
     time_compression: float
+    ping_scale: float
     clock_offset: float
     t0: float
 
@@ -574,7 +575,9 @@ class StationLink:
     def _schedule_ping(self) -> None:
         interval = self.station.config.get_int("WebSocketPingInterval")
         if interval > 0:
-            self._ping_timer = self.fleet.loop.call_later(interval, self._ping)
+            # Real seconds, or model seconds with the ping on the model clock (Fleet.clocks).
+            delay = interval * self.fleet.ping_scale
+            self._ping_timer = self.fleet.loop.call_later(delay, self._ping)
 
     def _ping(self) -> None:
         self._ping_timer = None

@@ -75,6 +75,7 @@ class Bridge:
             seed=self.rng.getrandbits(64),
             tls=tls_settings(opts),
             time_compression=self.time_compression,
+            clocks=self.profile.sessions.clocks,
         )
         self.fleet.overrides.update(self.overrides)
         self.thread.start()
