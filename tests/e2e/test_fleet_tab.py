@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from support import wait_until
+from support import fleet_web, wait_until
 
 from fleet.locust.fleet_rows import fault_name, fleet_rows
 
@@ -104,52 +101,9 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = (tmp / "run.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fleet",
-            "run",
-            "--web",
-            "--web-port",
-            str(port),
-            "--stations",
-            str(STATIONS),
-            "--spawn-rate",
-            "10",
-            "--profile",
-            str(profile),
-            "--seed",
-            "5",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: `fleet run` and its locust child
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"fleet run exited: {(tmp / 'run.log').read_text()[-2000:]}")
-        try:
-            http(base + "/")
-        except OSError:
-            return False
-        return True
-
-    try:
-        wait_until(up, 30, "the web UI")
+    args = ["--stations", str(STATIONS), "--spawn-rate", "10", "--profile", str(profile)]
+    with fleet_web([*args, "--seed", "5"], port, tmp / "run.log", timeout=30) as base:
         yield base
-    finally:
-        # SIGTERM to the group: Locust stops its users (the stations close cleanly).
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
 
 
 def totals(base: str) -> dict[str, Any]:

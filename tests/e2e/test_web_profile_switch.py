@@ -11,11 +11,7 @@ figures of /fleet/totals and /metrics (the counters stay).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +20,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import wait_until
+from support import fleet_web, wait_until
 
 HERE = Path(__file__).parent
 STATIONS = 6
@@ -71,28 +67,9 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     )
     web_port, metrics_port = port(), port()
     log_path = tmp / "run.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fleet", "run", "--web", "--web-port", str(web_port),
-         "--metrics-port", str(metrics_port), "--stations", str(STATIONS),
-         "--spawn-rate", str(STATIONS), "--profile", str(alpha), "--seed", "3"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{web_port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"fleet run exited: {log_path.read_text()[-2000:]}")
-        try:
-            http(base + "/")
-        except OSError:
-            return False
-        return True
-
-    try:
-        wait_until(up, 60, "the web UI")
+    args = ["--metrics-port", str(metrics_port), "--stations", str(STATIONS)]
+    args += ["--spawn-rate", str(STATIONS), "--profile", str(alpha), "--seed", "3"]
+    with fleet_web(args, web_port, log_path) as base:
         yield {
             "base": base,
             "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
@@ -100,14 +77,6 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "bravo": str(bravo),
             "log": log_path,
         }
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
 
 
 def stats(base: str) -> dict[str, Any]:
