@@ -101,7 +101,7 @@ class Verdict:
             out.append(f"largest fleet that held every SLO: {self.largest_passing} stations")
         if self.unmeasured is not None:
             out.append(f"no data at {self.unmeasured} stations: the search cannot judge it:")
-            out += [f"  {r.slo.text}: {r.message}" for r in self.no_data]
+            out += [f"  {r.message}" for r in self.no_data]
         elif self.breaking is not None:
             out.append(f"broke at {self.breaking} stations:")
             out += [f"  {r.slo.text}: measured {r.measured_text}" for r in self.broken]
