@@ -18,6 +18,11 @@ import pytest
 
 from fleet.scenarios.profile import ProfileError, load
 
+HANG_GUARD = 120.0
+"""Seconds a whole asyncio scenario may take before it counts as hung: a guard, not a
+speed limit (some take 25 s on a machine whose cores are busy; every wait inside one is
+bounded on its own)."""
+
 
 async def until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
     """Poll ``check`` until it returns something truthy (returned), or fail after

@@ -34,7 +34,7 @@ from fleet.engine.security import (
     redact_url,
     split_userinfo,
 )
-from fleet.model.station import CSMS_ACTIONS, Reboot, Reconnect, Station
+from fleet.model.station import CSMS_ACTIONS, NullObserver, Reboot, Reconnect, Station
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
 from fleet.protocol.rpc import Answered, Dropped, Failed, IncomingCall, Rejected, RpcEndpoint
@@ -289,6 +289,10 @@ class StationLink:
         for code in self.storm_faults:
             stats.faults_active[code] -= 1
         self.storm_faults.clear()
+        if self.station.observer is self:
+            # A powered-off station kept for later (a boot storm) reboots before its next
+            # link exists: what it reports then must not reach this link's gauges.
+            self.station.observer = NullObserver()
         self.fleet.forget(self)
 
     def _cancel_timers(self) -> None:

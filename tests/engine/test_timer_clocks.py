@@ -13,7 +13,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from support import assert_profile_error, until
+from support import HANG_GUARD, assert_profile_error, until
 
 from fleet.csms.server import ReferenceCsms
 from fleet.engine.fleet import CLOCKS, Fleet
@@ -25,13 +25,13 @@ FACTOR = 144.0
 CONFIG = {"MinimumStatusDuration": 0, "MeterValueSampleInterval": 60, "WebSocketPingInterval": 0}
 
 
-def mix(clocks: dict[str, str] | None) -> dict[str, int]:
+def mix(clocks: dict[str, str] | None, heartbeat: int) -> dict[str, int]:
     """Two idle and two charging stations at 144x against the reference CSMS (heartbeat
-    interval 60 s); returns the CSMS's messages by action once 40 MeterValues (a
-    session's 40 minutes, model time) arrived."""
+    interval ``heartbeat`` s); returns the CSMS's messages by action once 40 MeterValues
+    (20 minutes of two sessions, model time: 8.3 real seconds) arrived."""
 
     async def scenario() -> dict[str, int]:
-        csms = ReferenceCsms(accept_all_tags=True, heartbeat_interval=60)
+        csms = ReferenceCsms(accept_all_tags=True, heartbeat_interval=heartbeat)
         await csms.start()
         fleet = Fleet(asyncio.get_running_loop(), seed=1, time_compression=FACTOR, clocks=clocks)
         links = [
@@ -50,21 +50,22 @@ def mix(clocks: dict[str, str] | None) -> dict[str, int]:
         await csms.stop()
         return dict(by_action()["messages_by_action"])
 
-    return asyncio.run(asyncio.wait_for(scenario(), 40))
+    return asyncio.run(asyncio.wait_for(scenario(), HANG_GUARD))
 
 
 def test_by_default_heartbeats_keep_real_time_and_samples_follow_the_model() -> None:
     assert CLOCKS == {"heartbeat": "real", "meter_values": "model", "ping": "real"}
-    seen = mix(None)
-    # 40 samples at one per model minute is ~17 real seconds of charging at most; a
-    # heartbeat every 60 real seconds has not come due yet, on any station.
+    # A 600 s interval is 4.2 real seconds on the model clock, and the 40 samples take
+    # at least 8.3: each idle station would have heartbeated. In real time the first is
+    # 600 s away, longer than the test may take (HANG_GUARD).
+    seen = mix(None, heartbeat=600)
     assert seen.get("Heartbeat", 0) == 0, seen
     assert seen["StartTransaction"] == 2
 
 
 def test_heartbeats_on_the_model_clock_swamp_the_mix() -> None:
-    seen = mix({"heartbeat": "model"})
-    # Each idle station sends one every 60 / 144 real seconds meanwhile.
+    seen = mix({"heartbeat": "model"}, heartbeat=60)
+    # Each idle station sends one every 60 / 144 real seconds meanwhile (8.3 s at least).
     assert seen["Heartbeat"] >= 10, seen
 
 
@@ -78,14 +79,15 @@ def test_samples_on_the_real_clock_leave_a_compressed_session_almost_bare() -> N
             time_compression=FACTOR,
             clocks={"meter_values": "real"},
         )
-        link = fleet.add(Station("CR1", fleet.now(), config=ConfigStore(CONFIG)), csms.url)
+        config = ConfigStore({**CONFIG, "MeterValueSampleInterval": 300})
+        link = fleet.add(Station("CR1", fleet.now(), config=config), csms.url)
         await until(lambda: fleet.stats.boot_status["Accepted"] == 1, 10, "boot")
         link.hardware(link.station.plug_in)
         link.hardware(lambda now: link.station.present_tag("TAG1", now))
         started = csms.ledger.summary
         await until(lambda: started()["transactions_started"] == 1, 10, "charging")
-        # Ten model minutes of charging: ten samples on the model clock, none in real time
-        # (the first is a real minute away).
+        # Ten model minutes of charging (4.2 real seconds): two samples on the model
+        # clock, none in real time (the first is five real minutes away).
         model_end = fleet.now() + 600
         await until(lambda: fleet.now() >= model_end, 20, "ten model minutes")
         count = started()["messages_by_action"].get("MeterValues", 0)
@@ -93,7 +95,7 @@ def test_samples_on_the_real_clock_leave_a_compressed_session_almost_bare() -> N
         await csms.stop()
         return int(count)
 
-    assert asyncio.run(asyncio.wait_for(scenario(), 40)) == 0
+    assert asyncio.run(asyncio.wait_for(scenario(), HANG_GUARD)) == 0
 
 
 def test_the_configured_interval_is_what_the_csms_reads() -> None:
