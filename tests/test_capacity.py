@@ -13,7 +13,6 @@ search stops there (60 and 80 are never tried).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 import shlex
@@ -133,7 +132,7 @@ async def _heartbeats(url: str, stations: int) -> list[float]:
             return time.monotonic()
 
     start = time.monotonic()
-    done = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(stations))), 10)
+    done = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(stations))), 60)
     return sorted(t - start for t in done)
 
 
@@ -152,10 +151,10 @@ def test_cli_csms_delay_serves_one_message_at_a_time(free_port: int) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    # Five CALLs at once, 100 ms each, one after the other.
-    assert answered[-1] >= 0.5
-    gaps = [b - a for a, b in itertools.pairwise(answered)]
-    assert min(gaps) >= 0.09, gaps
+    # Five CALLs at once, 100 ms each, one after the other: the k-th answer cannot come
+    # before k x 100 ms (a lower bound: a busy machine only makes answers later, where
+    # the gaps between them, once asserted here, shrink when the client reads late).
+    assert all(t >= 0.1 * k - 0.005 for k, t in enumerate(answered, 1)), answered
 
 
 def test_no_delay_by_default() -> None:
