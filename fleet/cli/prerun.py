@@ -122,15 +122,16 @@ def open_csms(
         return None, csms_url
     from fleet.csms.server import CsmsThread
 
-    key = profile.config.get("AuthorizationKey") if profile.security_profile == 1 else None
-    csms = CsmsThread(
-        accepted_tags=profile.id_tags,
-        basic_auth=None if key is None else password_check(str(key)),
-        **options,
-    )
+    csms = CsmsThread(accepted_tags=profile.id_tags, basic_auth=auth_for(profile), **options)
     url = csms.start()
     click.echo(f"fleet: embedded reference CSMS at {url}", err=True)
     return csms, url
+
+
+def auth_for(profile: Profile) -> Any:
+    """The embedded CSMS's Basic auth check for ``profile``'s stations (None: no auth)."""
+    key = profile.config.get("AuthorizationKey") if profile.security_profile == 1 else None
+    return None if key is None else password_check(str(key))
 
 
 def password_check(key: str) -> Any:

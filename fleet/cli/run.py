@@ -279,9 +279,19 @@ def run(
     if not headless:
         click.echo(f"fleet: Locust web UI at http://{_shown(web_host)}:{web_port}", err=True)
 
+    follower = None
+    if csms is not None and not headless:
+        # The web form may start the next run with another profile: the embedded CSMS
+        # follows it (fleet.cli.follow).
+        from fleet.cli.follow import ProfileFollower
+
+        follower = ProfileFollower(csms)
+        env.update(follower.env())
     reports = _Reports(slos, json_summary, junit_xml, html_report, headless, grace)
     cmd += reports.locust_options() + passed_on
     code = interrupts.run(cmd, env)
+    if follower is not None:
+        follower.close()
     ledger = None
     if csms is not None:
         code = max(code, _report_ledger(csms, ledger_json))
@@ -488,7 +498,10 @@ class _Reports:
                 junit.write(self.junit_path, results, data)
             if self.html_path:
                 click.echo(f"fleet: fleet report {html.write(self.html_path, data, history)}")
-            return 0 if data["passed"] else 1
+            if reasons:
+                return 1
+            # 3 when nothing broke but an SLO had nothing to measure (slo.exit_code).
+            return 0 if data["passed"] else slo_mod.exit_code(results) or 1
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
 

@@ -34,7 +34,7 @@ from fleet.engine.security import (
     redact_url,
     split_userinfo,
 )
-from fleet.model.records import Reboot, Reconnect, Standalone
+from fleet.model.records import NullObserver, Reboot, Reconnect, Standalone
 from fleet.model.station import CSMS_ACTIONS, Station
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
@@ -181,6 +181,7 @@ class LinkOwner(Protocol):
     validate_outgoing: bool
     security: Security
     time_compression: float
+    ping_scale: float
     clock_offset: float
     t0: float
     connect_grace: float
@@ -266,14 +267,22 @@ class StationLink:
         # unique id -> callback for replies to frames sent with send_raw (the
         # misbehaving-station mode); empty, and so free on the hot path, otherwise.
         self.raw_calls: dict[str, RawReply] = {}
+        # Vendor codes of the fault-storm faults active here and counted in
+        # ``stats.faults_active`` (fleet.scenarios.storms); stop() takes them out.
+        self.storm_faults: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
+        # The live gauges count running stations only: what a station brings (a
+        # transaction in progress, when a parked station comes back) is added here and
+        # taken out again by stop().
         stats = self.fleet.stats
         stats.stations_started += 1
         for conn in self.station.connectors:
             stats.connectors[(conn.connector_id, conn.status)] += 1
+        if self.station.transaction is not None:
+            stats.transactions_active += 1
         self._grace_timer = self.fleet.loop.call_later(self.fleet.connect_grace, self._grace_over)
         self._connect()
 
@@ -328,6 +337,15 @@ class StationLink:
             stats.connectors[(conn.connector_id, conn.status)] -= 1
         if self._boot_status is not None:
             stats.boot_status[self._boot_status] -= 1
+        if self.station.transaction is not None:
+            stats.transactions_active -= 1  # a stopped station's transaction is not live
+        for code in self.storm_faults:
+            stats.faults_active[code] -= 1
+        self.storm_faults.clear()
+        if self.station.observer is self:
+            # A powered-off station kept for later (a boot storm) reboots before its next
+            # link exists: what it reports then must not reach this link's gauges.
+            self.station.observer = NullObserver()
         self.fleet.forget(self)
 
     def _cancel_timers(self) -> None:
@@ -625,7 +643,9 @@ class StationLink:
     def _schedule_ping(self) -> None:
         interval = self.station.config.get_int("WebSocketPingInterval")
         if interval > 0:
-            self._ping_timer = self.fleet.loop.call_later(interval, self._ping)
+            # Real seconds, or model seconds with the ping on the model clock (Fleet.clocks).
+            delay = interval * self.fleet.ping_scale
+            self._ping_timer = self.fleet.loop.call_later(delay, self._ping)
 
     def _ping(self) -> None:
         self._ping_timer = None

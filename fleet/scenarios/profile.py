@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from fleet.engine.fleet import CLOCKS
 from fleet.engine.security import Secret
 from fleet.model.config import KEYS, ConfigError, ConfigStore
 from fleet.model.meter import EvModel
@@ -70,6 +71,8 @@ class Sessions:
     synthetic: replay.Synthetic | None = None
     trace: replay.Trace | None = None
     time_compression: float = 1.0  # model clock speed (144: a day in ten minutes)
+    # Protocol timer -> "real" or "model": the clock it runs on (fleet.engine.fleet.CLOCKS)
+    clocks: dict[str, str] = field(default_factory=lambda: dict(CLOCKS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,6 +498,7 @@ class _Reader:
                 "synthetic",
                 "trace",
                 "time_compression",
+                "clocks",
             },
         )
         source = s.get("source")
@@ -528,6 +532,7 @@ class _Reader:
             time_compression=self.number(
                 s.get("time_compression", 1), "sessions.time_compression", 0.001, 1e6
             ),
+            clocks=self.clocks(s.get("clocks")),
             first_after=self.range(s.get("first_after"), "sessions.first_after", d.first_after),
             badge_after_plug=self.range(
                 s.get("badge_after_plug"), "sessions.badge_after_plug", d.badge_after_plug
@@ -541,6 +546,19 @@ class _Reader:
                 s.get("stop_by_badge", d.stop_by_badge), "sessions.stop_by_badge", 0, 1
             ),
         )
+
+    def clocks(self, value: Any) -> dict[str, str]:
+        """``sessions.clocks``: ``{heartbeat|meter_values|ping: real|model}`` over the
+        defaults (fleet.engine.fleet.CLOCKS)."""
+        clocks = dict(CLOCKS)
+        if value is None:
+            return clocks
+        spec = self.mapping(value, "sessions.clocks", set(CLOCKS))
+        for name, clock in spec.items():
+            if clock not in ("real", "model"):
+                raise self.fail(f"sessions.clocks.{name}", f"real or model, got {clock!r}")
+            clocks[name] = clock
+        return clocks
 
     def dist(self, value: Any, where: str, maximum: float | None = None) -> replay.Dist:
         """``[min, max]`` (uniform) or ``{dist: uniform|lognormal, ...}``."""

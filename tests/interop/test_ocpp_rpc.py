@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import until
+from support import HANG_GUARD, until
 
 from fleet.engine.fleet import Fleet
 from fleet.engine.link import StationLink
@@ -647,4 +647,4 @@ def test_stations_against_ocpp_rpc_strict_mode() -> None:
         assert sum(fleet.stats.callerrors.values()) == 0
         assert sum(fleet.stats.timeouts.values()) == 0
 
-    asyncio.run(asyncio.wait_for(scenario(), 40))
+    asyncio.run(asyncio.wait_for(scenario(), HANG_GUARD))
