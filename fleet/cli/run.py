@@ -14,7 +14,31 @@ import click
 from fleet.cli.child import free_port, locust_command, run_child
 from fleet.cli.options import UsageProblem, parse_duration, parse_slos, station_options
 from fleet.cli.prerun import check_open_files, checked_setup, open_csms
+from fleet.engine.limits import LOCAL_IPS_ENV, auto_processes, parse_local_ips
 from fleet.engine.security import TlsSettings
+
+
+def processes_value(value: str) -> int | str:
+    """``--processes``: an integer >= -1 or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = -2
+    if number < -1:
+        raise click.BadParameter(f"expected an integer >= -1 or auto, got {value!r}")
+    return number
+
+
+def local_ips_value(value: str | None) -> str | None:
+    """``--local-ips``: checked here, so a typo stops the run before it starts."""
+    if value is not None:
+        try:
+            parse_local_ips(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 @click.command()
@@ -37,10 +61,20 @@ from fleet.engine.security import TlsSettings
 )
 @click.option(
     "--processes",
-    type=click.IntRange(min=-1),
-    default=0,
+    default="0",
+    callback=lambda _ctx, _param, value: processes_value(value),
     help="Locust's distributed mode on this host: a master and N worker processes "
-    "(-1: one per CPU core). Station ids and numbers stay 1..N across workers.",
+    "(-1: one per CPU core; auto: as few as the open-file limit allows for --stations). "
+    "Station ids and numbers stay 1..N across workers.",
+)
+@click.option(
+    "--local-ips",
+    default=None,
+    metavar="ADDRS",
+    callback=lambda _ctx, _param, value: local_ips_value(value),
+    help="Source addresses for the stations' connections, spread over them: "
+    "127.0.0.2-127.0.0.9, a CIDR block or a comma-separated list (one address reaches "
+    "one CSMS port over ~28,000 ephemeral ports).",
 )
 @click.option(
     "--duration",
@@ -123,7 +157,8 @@ def run(
     csms_url: str | None,
     stations: int,
     spawn_rate: float,
-    processes: int,
+    processes: int | str,
+    local_ips: str | None,
     duration: str,
     profile_name: str,
     headless: bool,
@@ -158,7 +193,12 @@ def run(
     peak = stations
     if profile.load is not None and (shape or profile.load.shape) != "none":
         peak = max(peak, profile.load.stations)
-    check_open_files(peak, embedded=csms_url is None)
+    if processes == "auto":
+        processes = 0 if csms_url is None else auto_processes(peak)
+        click.echo(f"fleet: --processes auto: {processes} worker(s)", err=True)
+    assert isinstance(processes, int)
+    # Each worker holds its share of the stations (Locust spreads users evenly).
+    check_open_files(-(-peak // processes) if processes > 0 else peak, csms_url is None)
 
     csms, url = open_csms(profile, csms_url, tls)
 
@@ -190,6 +230,8 @@ def run(
     if shape is None:
         shape = profile.load.shape if profile.load is not None else "none"
     env = {"FLEET_SHAPE": "" if shape == "none" else shape}
+    if local_ips:
+        env[LOCAL_IPS_ENV] = local_ips
     if class_picker:
         cmd += ["--class-picker"]
         env["FLEET_SHAPE"] = "all"

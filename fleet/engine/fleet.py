@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
+import os
 import random
 import ssl
 import time
@@ -11,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from fleet.engine.limits import LOCAL_IPS_ENV, parse_local_ips
 from fleet.engine.link import StationLink
 from fleet.engine.security import Security, TlsSettings
 from fleet.engine.transfer import TransferRunner
@@ -48,6 +51,7 @@ class Fleet:
         ssl_context: ssl.SSLContext | None = None,
         tls: TlsSettings | None = None,
         time_compression: float = 1.0,
+        local_ips: list[str] | None = None,
     ) -> None:
         """``time_compression``: the model's clock runs this many times faster than the
         loop's (144: a day in ten minutes). Meter energy, sample intervals, heartbeats and
@@ -85,6 +89,12 @@ class Fleet:
         self.clock_offset = self.t0 - self.l0
         if self.time_compression != 1.0:
             self.now = self._compressed_now  # type: ignore[method-assign]
+        # Source addresses for the stations' connections, one per station in turn
+        # (``fleet run --local-ips``, passed to the Locust processes as FLEET_LOCAL_IPS):
+        # past the ~28,000 ephemeral ports of one source address (see limits).
+        if local_ips is None and os.environ.get(LOCAL_IPS_ENV):
+            local_ips = parse_local_ips(os.environ[LOCAL_IPS_ENV])
+        self._sources = itertools.cycle(local_ips) if local_ips else None
         # What exists before the first station is the program itself (in a Locust
         # worker: Locust, gevent, Flask...): out of the cyclic GC's sight too (see add).
         gc.freeze()
@@ -133,6 +143,7 @@ class Fleet:
             url,
             ssl_context=self.ssl_context,
             rng=random.Random(self.rng.getrandbits(64)),
+            local_ip=next(self._sources) if self._sources is not None else None,
         )
         if behaviour_factory is not None:
             link.behaviour = behaviour_factory(link)

@@ -187,8 +187,10 @@ class StationLink:
         *,
         ssl_context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
+        local_ip: str | None = None,
     ) -> None:
         self.fleet = fleet
+        self.local_ip = local_ip  # source address of its connections (None: the kernel's)
         self.station = station
         # The station's own configuration says where it connects: SupervisionUrl (the
         # CSMS base URL) + "/" + BoxIdentifier (its id), as on the real device. So a
@@ -329,6 +331,7 @@ class StationLink:
                 ssl=context,
                 server_hostname=uri.host if context is not None else None,
                 ssl_handshake_timeout=timeout if context is not None else None,
+                local_addr=(self.local_ip, 0) if self.local_ip is not None else None,
             )
         except ssl.SSLError as exc:
             if self.wire is wire:  # not an attempt given up on already (timeout, stop)
