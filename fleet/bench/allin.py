@@ -118,23 +118,10 @@ def fleet_run_command(
     url: str, profile: str, n: int, seconds: float, spawn_rate: float, extra: list[str]
 ) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "fleet",
-        "run",
-        "--headless",
-        "--csms",
-        url,
-        "--profile",
-        profile,
-        "--stations",
-        str(n),
-        "--spawn-rate",
-        str(spawn_rate),
-        "--duration",
-        f"{int(seconds)}s",
+        sys.executable, "-m", "fleet", "run", "--headless", "--csms", url, "--profile", profile,
+        "--stations", str(n), "--spawn-rate", str(spawn_rate), "--duration", f"{int(seconds)}s",
         *extra,
-    ]
+    ]  # fmt: skip
 
 
 def baseline_command(url: str, n: int) -> list[str]:
@@ -151,12 +138,12 @@ def baseline_command(url: str, n: int) -> list[str]:
     ]
 
 
-def _stop(proc: subprocess.Popen[Any]) -> None:
+def _stop(proc: subprocess.Popen[Any], patience: float = 30) -> None:
     """SIGINT first (Locust writes its summary), then the whole process group."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(30)
+            proc.wait(patience)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
@@ -177,6 +164,7 @@ def measure(
     connect_timeout: float,
     log: str,
     due_per_second: float,
+    patience: float = 30,
 ) -> dict[str, Any]:
     """Start ``cmd``, wait for ``n`` connections at the sink, warm up, measure a window."""
     _wait_quiet(sink)
@@ -199,7 +187,7 @@ def measure(
             rss, processes = tree_rss_bytes(proc.pid)
             still = sink.stats()["connections"]
         finally:
-            _stop(proc)
+            _stop(proc, patience)
     calls, cpu, wall = calls1 - calls0, cpu1 - cpu0, w1 - w0
     return {
         "stations": n,
@@ -277,22 +265,24 @@ def scale(
         spawn = max(100.0, n / 150)  # all spawned in 150 s, connected within 180 s
         cmd = fleet_run_command(sink.url, profile, n, 180 + hold + 60, spawn, extra)
         say(f"scale: {n} stations, {' '.join(cmd[2:])}")
-        row = measure(sink, cmd, n, hold, hold, 240, f"{tmp}/fleet-run.log", n / 60)
+        row = measure(sink, cmd, n, hold, hold, 240, f"{tmp}/fleet-run.log", n / 60, patience=300)
         if "error" in row:
             row["log"] = Path(f"{tmp}/fleet-run.log").read_text()[-3000:]
-        row["command"] = " ".join(["fleet", *cmd[3:]])
+        row["command"] = " ".join(["fleet", *cmd[3:]]).replace(profile, "<bench profile>")
         row["connected_within_3_min"] = row.get("connected_seconds", 1e9) <= 180
         try:
             import json
 
             data = json.loads(Path(summary).read_text())
-            row["summary_fleet"] = {
-                k: v
-                for k, v in data.get("fleet", data.get("totals", {})).items()
-                if "lag" in k or "cpu" in k or "connected" in k
-            }
-        except (OSError, ValueError):
-            row["summary_fleet"] = None
+            # The loop lag over the run: p99 of every worker's probe samples together,
+            # max of the worst worker (the summary merges the workers' histograms).
+            row["loop_lag"] = data.get("generator")
+            row["stations_connected_at_stop"] = data.get("fleet", {}).get("stations_connected")
+        except (OSError, ValueError) as exc:
+            row["loop_lag"] = None
+            row["summary_error"] = (
+                f"{exc!r}; log: " + Path(f"{tmp}/fleet-run.log").read_text()[-1500:]
+            )
     return row
 
 
@@ -335,7 +325,7 @@ def table(report: dict[str, Any]) -> str:
                 f"scale {s['stations']:,} (heartbeats 60 s): connected in "
                 f"{s['connected_seconds']} s, CPU {s['cpu_share_of_one_core']} cores, RSS "
                 f"{s['rss_mb']} MB over {s['processes']} processes, rate kept {s['rate_kept']}, "
-                f"fleet {s.get('summary_fleet')}"
+                f"loop lag {s.get('loop_lag')}"
             )
         lines.append(f"  {s.get('command')}")
     return "\n".join(lines)
