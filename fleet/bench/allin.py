@@ -170,7 +170,15 @@ def measure(
     _wait_quiet(sink)
     with open(log, "w") as out:
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # A benchmark started in the background inherits SIGINT ignored, and so
+            # would the run: then Ctrl-C (_stop) could not make it write its summary.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         try:
             while sink.stats()["connections"] < n:
                 if proc.poll() is not None:
