@@ -40,8 +40,9 @@ LAYERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "protocol": (frozenset(), SANS_IO),
     # Counters (FleetStats) and their Prometheus rendering: the engine counts into them.
     "metrics": (frozenset(), frozenset({"gevent", "locust", "asyncio", "websockets"})),
-    # SLOs, summaries, JUnit, the capacity report: plain data in, text out.
-    "reports": (frozenset(), SANS_IO),
+    # SLOs, summaries, JUnit, the capacity report: plain data in, text out; the metrics
+    # layer below lends them its definitions (e.g. the generator-lag threshold).
+    "reports": (frozenset({"metrics"}), SANS_IO),
     # The asyncio runtime (gevent only to find a real OS thread under monkey-patching).
     "engine": (frozenset({"model", "protocol", "metrics"}), frozenset({"locust", "flask"})),
     # Behaviours and profiles, run by the engine's links.
@@ -57,6 +58,9 @@ LAYERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # The click CLI starts Locust as a child process: gevent's monkey-patching stays out
     # of the process that hosts the embedded CSMS.
     "cli": (frozenset({"engine", "scenarios", "reports", "csms", "bench"}), NO_GEVENT),
+    # The built-in profiles (package data) and the script that made their sample trace
+    # with the replay's own generator.
+    "profiles": (frozenset({"scenarios"}), NO_GEVENT),
     # Benchmarks and soak measure the product from the outside; nothing imports them but
     # the CLI's `fleet bench` / `fleet soak`.
     "bench": (

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from fleet.model.station import DEFAULT_QUEUE_LIMIT, Station
+from fleet.model.outbox import DEFAULT_QUEUE_LIMIT
+from fleet.model.station import Station
 from fleet.scenarios import network
 from fleet.scenarios.profile import ProfileError, load
 

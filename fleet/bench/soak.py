@@ -39,7 +39,8 @@ from typing import Any
 from fleet.engine.fleet import Fleet
 from fleet.engine.loop import LoopThread
 from fleet.model.config import ConfigStore
-from fleet.model.station import BootInfo, Station
+from fleet.model.records import BootInfo
+from fleet.model.station import Station
 from fleet.scenarios import behaviour, network
 from fleet.scenarios.profile import Profile, load
 

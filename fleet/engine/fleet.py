@@ -18,8 +18,12 @@ from fleet.engine.link import StationLink
 from fleet.engine.security import Security, TlsSettings
 from fleet.engine.transfer import TransferRunner
 from fleet.metrics.stats import FleetStats
+from fleet.model.features.firmware import Download, Upload
 from fleet.model.station import Station
-from fleet.model.transfers import Download, Upload
+
+VALIDATE_OUTGOING_ENV = "FLEET_VALIDATE_OUTGOING"
+"""Set to 1 (tests/engine and tests/scenarios do) to schema-check every CALL the
+stations send, which the hot path otherwise leaves to the model's tests."""
 
 FREEZE_EVERY = 500
 """Fleet.add moves the process's objects to the GC's permanent generation (gc.freeze)
@@ -52,6 +56,8 @@ class Fleet:
         tls: TlsSettings | None = None,
         time_compression: float = 1.0,
         local_ips: list[str] | None = None,
+        validate_outgoing: bool | None = None,
+        connect_grace: float = 10.0,
     ) -> None:
         """``time_compression``: the model's clock runs this many times faster than the
         loop's (144: a day in ten minutes). Meter energy, sample intervals, heartbeats and
@@ -59,12 +65,25 @@ class Fleet:
         here so it stays WebsocketRequestTimeout real seconds), round trips reported to
         Locust and Prometheus, pings and reconnect backoff stay in real seconds.
 
+        ``connect_grace``: real seconds a station may take to connect after it starts;
+        one still not connected then, or whose attempt failed before, counts in
+        ``stats.stations_never_connected`` until it connects (a headless run fails on
+        it: the CSMS was not exercised).
+
         ``tls``: CA store, client certificate(s) and the insecure opt-out for every
         station's wss:// connections (see :mod:`fleet.engine.security`). ``ssl_context``,
-        if given, is used as is for every TLS connection instead."""
+        if given, is used as is for every TLS connection instead.
+
+        ``validate`` checks what the CSMS sends and the stations' answers. The CALLs the
+        stations send are typed and schema-checked by the model's tests, so they are
+        checked only with ``validate_outgoing`` (default: the environment variable
+        FLEET_VALIDATE_OUTGOING=1), a debugging aid the engine tests switch on."""
         self.loop = loop
         self.stats = stats if stats is not None else FleetStats()
         self.validate = validate
+        if validate_outgoing is None:
+            validate_outgoing = os.environ.get(VALIDATE_OUTGOING_ENV, "") not in ("", "0")
+        self.validate_outgoing = validate and validate_outgoing
         self.samples: deque[Sample] | None = deque() if keep_samples else None
         self.rng = random.Random(seed)
         self.ssl_context = ssl_context
@@ -73,6 +92,7 @@ class Fleet:
         # built at the first connection that needs it and shared by all stations.
         self.security = Security(self.tls, ssl_context=ssl_context)
         self.links: dict[str, StationLink] = {}
+        self.connect_grace = float(connect_grace)
         # Run-wide knobs from the command line / web UI for the scenario directors
         # (e.g. "offline_share", "fault_rate"); None or absent: the profile's value.
         self.overrides: dict[str, Any] = {}

@@ -34,7 +34,8 @@ from fleet.engine.security import (
     redact_url,
     split_userinfo,
 )
-from fleet.model.station import CSMS_ACTIONS, Reboot, Reconnect, Station
+from fleet.model.records import Reboot, Reconnect, Standalone
+from fleet.model.station import CSMS_ACTIONS, Station
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
 from fleet.protocol.rpc import Answered, Dropped, Failed, IncomingCall, Rejected, RpcEndpoint
@@ -60,7 +61,11 @@ _TEXT_FIN = 0x81  # a whole text frame, no RSV bits: the one kind parsed here (_
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 
-_IDLE, _CONNECTING, _OPEN, _REBOOTING, _STOPPED = range(5)
+_IDLE, _CONNECTING, _OPEN, _REBOOTING, _STOPPED, _STANDALONE = range(6)
+
+CONNECT = "connect"
+"""The sample name of a connection attempt (TCP, TLS and the websocket handshake): no
+OCPP action is lower-case, so the sample outlet can tell it from an exchange."""
 
 CUT_MODES = ("drop", "refuse", "tls", "hang")
 """How :meth:`StationLink.cut` takes the CSMS away: ``drop`` closes the socket and
@@ -87,6 +92,23 @@ def _rejection(action: str, payload: dict[str, Any]) -> str | None:
 def _outcome(payload: dict[str, Any]) -> str:
     status = payload.get("status")
     return status if isinstance(status, str) else "Answered"
+
+
+def _connect_error(reason: str, exc: BaseException | None) -> str:
+    """A failed attempt as Locust's failures table shows it: the reason, and the socket
+    error where there is one (``refused: Connection refused``, ``HTTP 401 Unauthorized``).
+    Few distinct texts, so the table groups them."""
+    if reason.startswith("HTTP "):
+        phrase = getattr(getattr(exc, "response", None), "reason_phrase", "")
+        return f"{reason} {phrase}" if isinstance(phrase, str) and phrase else reason
+    if exc is None:
+        return reason
+    detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message
+    if not detail:
+        detail = str(exc) or type(exc).__name__
+    return f"{reason}: {detail}"
 
 
 class _BlackHole:
@@ -156,10 +178,12 @@ class LinkOwner(Protocol):
     loop: asyncio.AbstractEventLoop
     stats: FleetStats
     validate: bool
+    validate_outgoing: bool
     security: Security
     time_compression: float
     clock_offset: float
     t0: float
+    connect_grace: float
 
     def now(self) -> float: ...
 
@@ -209,6 +233,7 @@ class StationLink:
             * fleet.time_compression,
             validate=fleet.validate,
         )
+        self._check_own = fleet.validate_outgoing  # our CALLs too (see Fleet)
         self.state = _IDLE
         self.ws: ClientProtocol | None = None
         self.wire: _Wire | None = None
@@ -227,6 +252,11 @@ class StationLink:
         self._lost_reason: str | None = None  # why we are dropping an open connection
         self._attempt = 0
         self._ever_connected = False
+        self._attempt_at = 0.0  # loop time the connection attempt under way began
+        # Counted in stats.stations_never_connected: started connect_grace ago, no
+        # connection yet (the handle of that check while it is pending).
+        self._overdue = False
+        self._grace_timer: asyncio.TimerHandle | None = None
         self._boot_status: str | None = None
         self._auth: str | None = None  # this connection's Authorization header; never logged
         self._security_reported: str | None = None  # one security event per failure streak
@@ -250,7 +280,29 @@ class StationLink:
         stats.stations_started += 1
         for conn in self.station.connectors:
             stats.connectors[(conn.connector_id, conn.status)] += 1
+        self._grace_timer = self.fleet.loop.call_later(self.fleet.connect_grace, self._grace_over)
         self._connect()
+
+    def _grace_over(self) -> None:
+        self._grace_timer = None
+        self._not_connecting()
+
+    def _not_connecting(self) -> None:
+        """The station has not connected since it started, and an attempt failed or its
+        grace period is over (an attempt still under way then is not a slow start, it is
+        a CSMS not taking it): it counts in ``stations_never_connected`` (a headless run
+        fails on it) until it connects or stops."""
+        if not self._overdue and self.state != _STOPPED and not self._ever_connected:
+            self._overdue = True
+            self.fleet.stats.stations_never_connected += 1
+
+    def _not_overdue(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+        if self._overdue:
+            self._overdue = False
+            self.fleet.stats.stations_never_connected -= 1
 
     def stop(self) -> None:
         """Take the station offline cleanly (close frame 1000) and forget it."""
@@ -275,6 +327,7 @@ class StationLink:
             transport.close()
         if was_open:
             self._went_offline()
+        self._not_overdue()
         stats = self.fleet.stats
         stats.stations_started -= 1
         for conn in self.station.connectors:
@@ -300,6 +353,7 @@ class StationLink:
         self.fleet.loop.create_task(self._open())
 
     async def _open(self) -> None:
+        self._attempt_at = self.fleet.loop.time()
         config = self.station.config
         supervision_url = config.get("SupervisionUrl")
         self.url = f"{supervision_url}/{config.get('BoxIdentifier')}"
@@ -432,7 +486,11 @@ class StationLink:
     ) -> None:
         if self.state != _CONNECTING:
             return
-        self.fleet.stats.connect_failures[reason] += 1
+        fleet = self.fleet
+        fleet.stats.connect_failures[reason] += 1
+        if self.cut_mode is None:  # a simulated network cut is no failure of the CSMS
+            fleet.sample(CONNECT, self._attempt_seconds(), 0, _connect_error(reason, exc))
+            self._not_connecting()
         if self._attempt == 0 and not quiet:
             log.warning(
                 "%s: cannot connect to %s (%s: %s)",
@@ -442,6 +500,9 @@ class StationLink:
                 exc,
             )
         self._retry_later()
+
+    def _attempt_seconds(self) -> float:
+        return max(0.0, self.fleet.loop.time() - self._attempt_at) if self._attempt_at else 0.0
 
     def _retry_later(self) -> None:
         if self.state == _STOPPED:
@@ -556,7 +617,10 @@ class StationLink:
         self.state = _OPEN
         self._attempt = 0
         self._security_reported = None
-        stats = self.fleet.stats
+        fleet = self.fleet
+        fleet.sample(CONNECT, self._attempt_seconds(), 0, None)
+        self._not_overdue()
+        stats = fleet.stats
         stats.stations_connected += 1
         if self._ever_connected:
             stats.reconnects += 1
@@ -893,8 +957,9 @@ class StationLink:
                 if msg is not None:
                     self.fleet.stats.messages[(msg.action, "sent", "station")] += 1
                     try:
-                        # The model's own payloads: schema-checked by its tests (issue 7).
-                        self._write(rpc.call(msg.action, msg.payload, now, check=False))
+                        # The model's own payloads: schema-checked by its tests (issue 7),
+                        # and here when the fleet says so (the engine tests do).
+                        self._write(rpc.call(msg.action, msg.payload, now, check=self._check_own))
                     except OcppError:
                         # Our own payload broke the schema: a model bug; fail it loudly.
                         self.fleet.stats.schema_violations[(msg.action, "sent")] += 1
@@ -937,11 +1002,19 @@ class StationLink:
         if isinstance(effect, Reboot):
             self._go_dark()
             self.state = _REBOOTING
-            self._aux_timer = self.fleet.loop.call_later(effect.seconds, self._power_back)
+            # Model seconds (a power cut's duration, reboot_seconds), like every
+            # scenario time: on a compressed clock the unit is dark for fewer real ones.
+            dark = self.fleet.real(effect.seconds)
+            self._aux_timer = self.fleet.loop.call_later(dark, self._power_back)
         elif isinstance(effect, Reconnect):
             self._go_dark()
             self._attempt = 0
             self._connect()
+        elif isinstance(effect, Standalone):
+            # No supervision link until the model's next reboot (a Reboot effect); the
+            # model keeps running (local charging), woken by its timer and hardware().
+            self._go_dark()
+            self.state = _STANDALONE
         else:
             # File transfers and anything else that moves bytes outside OCPP.
             self.fleet.run_effect(self, effect)
@@ -969,8 +1042,11 @@ class StationLink:
         if self.state != _REBOOTING:
             return
         self.station.rebooted(self.fleet.now())
-        self._attempt = 0
-        self._connect()
+        self.state = _IDLE
+        self._pump()  # the boot's effects first: a standalone unit opens no link
+        if self.state == _IDLE:
+            self._attempt = 0
+            self._connect()
 
     def _set_timer(self, wake: float | None) -> None:
         timer = self._timer

@@ -1,5 +1,5 @@
 """File transfers behind GetDiagnostics and UpdateFirmware: the I/O of the model's
-:class:`~fleet.model.transfers.Upload` and :class:`~fleet.model.transfers.Download`
+:class:`~fleet.model.features.firmware.Upload` and :class:`~fleet.model.features.firmware.Download`
 effects.
 
 Schemes (the guide: "FTP, FTPS, HTTP and HTTPS"):
@@ -34,7 +34,7 @@ socket operation has ``timeout`` seconds, a whole attempt ``deadline`` seconds.
 
 An effect is one attempt; retries are the model's (``retries`` / ``retryInterval``).
 Passwords never reach a log line, an error text or a repr: URLs are shown through
-:func:`~fleet.model.transfers.redact_url`.
+:func:`~fleet.model.features.firmware.redact_url`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit
 
 from fleet.engine.loop import start_real_thread
-from fleet.model.transfers import Download, Upload, redact_url
+from fleet.model.features.firmware import Download, Upload, redact_url
 
 if TYPE_CHECKING:
     import asyncio

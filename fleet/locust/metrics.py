@@ -275,6 +275,7 @@ def fleet_totals(environment: Environment) -> dict[str, Any]:
     return {
         "stations_connected": stats.stations_connected,
         "stations_started": stats.stations_started,
+        "stations_never_connected": stats.stations_never_connected,
         "connectors": connectors,
         "transactions_active": stats.transactions_active,
         "energy_wh": stats.energy_wh,

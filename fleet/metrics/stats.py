@@ -99,6 +99,9 @@ class FleetStats:
         self.connect_failures: defaultdict[str, int] = defaultdict(int)
         self.stations_connected = 0
         self.stations_started = 0
+        # Stations that have not connected once since they started, after a failed
+        # attempt or the connect grace period (a wrong URL or key, a CSMS refusing them).
+        self.stations_never_connected = 0
         self.boot_status: defaultdict[str, int] = defaultdict(int)
         # (connector id, status) -> number of connectors in that status now
         self.connectors: defaultdict[tuple[int, str], int] = defaultdict(int)
@@ -142,6 +145,7 @@ GAUGES = frozenset(
     {
         "stations_connected",
         "stations_started",
+        "stations_never_connected",
         "boot_status",
         "connectors",
         "transactions_active",

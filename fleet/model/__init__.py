@@ -16,5 +16,7 @@ Where things live:
   derivation), ``meter`` (energy, EV), ``auth`` (local list, cache), ``reservation``,
   ``smart_charging`` (profile store, composite schedule), ``faults`` (vendor errors).
 
-Imports go one way, from ``station`` down; tests/test_layers.py checks it.
+Imports go one way, from ``station`` down; tests/test_layers.py checks it. Import each
+name from the module that defines it: ``station`` re-exports nothing (``Reboot`` is
+``records.Reboot``, ``Outgoing`` is ``outbox.Outgoing``).
 """

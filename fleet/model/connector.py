@@ -96,8 +96,10 @@ class Connector:
         fault = self.fault
         return fault is not None and fault.faulting and fault.error_code != NO_ERROR
 
-    def derive(self) -> str:
-        """The status the facts imply."""
+    def derive(self, unit_faulted: bool = False) -> str:
+        """The status the facts imply. ``unit_faulted``: connector 0 (the whole unit) is
+        Faulted, so this connector cannot charge; it is Unavailable rather than Faulted,
+        the error being connector 0's."""
         if self.faulted:
             return FAULTED
         if self.connector_id == 0:
@@ -108,7 +110,7 @@ class Connector:
             if self.ev_suspended:
                 return SUSPENDED_EV
             return CHARGING
-        if not self.operative:
+        if not self.operative or unit_faulted:
             return UNAVAILABLE
         if self.plugged:
             return FINISHING if self.finishing else PREPARING

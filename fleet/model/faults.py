@@ -351,7 +351,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         STAYS,
         _OTHER,
         "firmware older than expected: the unit refuses service (guide silent on the "
-        "effect; fleet.model.transfers raises it after a rejected image); stays until "
+        "effect; fleet.model.features.firmware raises it after a rejected image); stays until "
         "an installation succeeds",
     ),
     "0x300001": _fault(
@@ -359,7 +359,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         STAYS,
         _OTHER,
         "firmware upgrade failed: as the downgrade (guide silent on the effect); stays "
-        "until an installation succeeds (fleet.model.transfers clears it then)",
+        "until an installation succeeds (fleet.model.features.firmware clears it then)",
     ),
     "0x10020C": _fault(
         0,

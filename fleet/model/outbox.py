@@ -53,8 +53,10 @@ class Outgoing:
     failures: int = 0  # CALLERRORs (what TransactionMessageAttempts counts)
     timed_out: bool = False  # its last send got no answer in time
     not_before: float = 0.0
-    # A TriggerMessage's MeterValues: it names the running transaction, but it is a
-    # snapshot, not one of the transaction's messages (not kept offline, not retried).
+    # Asked for by a TriggerMessage: the one kind of request a station whose boot is
+    # Pending may send (OCPP 1.6 4.2). A triggered MeterValues names the running
+    # transaction, but it is a snapshot, not one of the transaction's messages (not kept
+    # offline, not retried).
     triggered: bool = False
     # Queued while offline, or pending when the link went down: its delivery counts
     # in Outbox.offline_delivered.
@@ -78,6 +80,18 @@ def survives_disconnect(msg: Outgoing) -> bool:
     queue them while offline (and one announcing new security settings is queued just
     before the reconnect they cause)."""
     return is_transaction_message(msg) or msg.action == "SecurityEventNotification"
+
+
+def _named(msg: Outgoing) -> Outgoing:
+    """``msg`` with its transaction's id filled in (a MeterValues or StopTransaction
+    goes out only once the id is known; a triggered snapshot without one names none)."""
+    tx = msg.transaction
+    if tx is not None and msg.action != "StartTransaction":
+        if tx.transaction_id is not None:
+            msg.payload["transactionId"] = tx.transaction_id
+        else:
+            msg.payload.pop("transactionId", None)
+    return msg
 
 
 class Outbox:
@@ -158,14 +172,20 @@ class Outbox:
                 # The StartTransaction was given up on; nothing can name the transaction.
                 self._dropped(queue.popleft())
                 continue
-            msg = queue.popleft()
-            if tx is not None and msg.action != "StartTransaction":
-                if tx.transaction_id is not None:
-                    msg.payload["transactionId"] = tx.transaction_id
-                else:  # a triggered snapshot: it names no transaction then
-                    msg.payload.pop("transactionId", None)
-            return msg
+            return _named(queue.popleft())
         return None
+
+    def pop_triggered(self) -> Outgoing | None:
+        """The first message a TriggerMessage asked for, wherever it waits (the only
+        kind a station whose boot is Pending sends); not yet in flight."""
+        for i, msg in enumerate(self._queue):
+            if msg.triggered:
+                del self._queue[i]
+                return _named(msg)
+        return None
+
+    def has_triggered(self) -> bool:
+        return any(m.triggered for m in self._queue)
 
     def sending(self, msg: Outgoing) -> None:
         """``msg`` goes out now and is in flight until answered or failed."""

@@ -72,6 +72,8 @@ class StationPort(Protocol):
     meter: Meter
     connectors: tuple[Connector, Connector]
     online: bool
+    standalone: bool
+    """Booted with OcppEnable False: no supervision until a reboot with it True."""
     boot_status: str | None
     transaction: Transaction | None
     driver: Driver
@@ -83,11 +85,15 @@ class StationPort(Protocol):
     smart: SmartCharging
     reject_number_phases: bool
     reboot_seconds: float
+    enabled_faults: frozenset[str]
+    """Vendor codes of the detections the guide ships disabled that this unit raises."""
     next_local_tx: int
     zero_inoperative_pending: bool
     """A ChangeAvailability(0, Inoperative) answered Scheduled: applied when the session ends."""
     limit_change_at: float | None
     """When the charging schedule steps to its next limit (smart charging)."""
+    load_held_until: float
+    """No current is offered before this: RestoreTimeout after a power cut."""
 
     # Configuration, read once per change (see Station.apply_config).
     sample_interval: int

@@ -89,6 +89,11 @@ class Transaction:
     limit_reached: bool = False
     reservation_id: int | None = None
     authorized_locally: bool = False  # started without an Authorize.conf
+    # The idTag's group (IdTagInfo.parentIdTag): another idTag of the same group may
+    # stop the transaction (OCPP 1.6 4.10).
+    parent_id_tag: str | None = None
+    # Charged in standalone mode (OcppEnable False): no OCPP record of it, ever.
+    standalone: bool = False
     # The StartTransaction was given up on (CALLERRORs up to TransactionMessageAttempts):
     # no transaction id will ever come, so its later messages cannot be delivered.
     start_abandoned: bool = False
@@ -131,5 +136,12 @@ class Reconnect:
     (SupervisionUrl, BoxIdentifier, SecurityProfile, AuthorizationKey)."""
 
 
-Effect = Reboot | Reconnect
+@dataclass(slots=True)
+class Standalone:
+    """Effect: the unit booted in standalone mode (``OcppEnable`` False): close the
+    supervision link if one is open and open none until the next reboot, which is
+    ``rebooted()`` again (a local event: ``Station.local_setup``, a power cycle)."""
+
+
+Effect = Reboot | Reconnect | Standalone
 """What the model asks of the engine; see ``Station.effects``."""

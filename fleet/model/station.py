@@ -19,7 +19,7 @@ the features share" are that port, each forwarding to the feature that owns it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -56,8 +56,6 @@ from fleet.model.messages import (
 )
 from fleet.model.meter import EvModel, Meter
 from fleet.model.outbox import (
-    DEFAULT_QUEUE_LIMIT,
-    TRANSACTION_ACTIONS,
     Outbox,
     Outgoing,
     is_transaction_message,
@@ -65,7 +63,6 @@ from fleet.model.outbox import (
 )
 from fleet.model.port import handler
 from fleet.model.records import (
-    VENDOR_ID,
     BootInfo,
     Driver,
     Effect,
@@ -73,7 +70,7 @@ from fleet.model.records import (
     NullObserver,
     Observer,
     Reboot,
-    Reconnect,
+    Standalone,
     Transaction,
     iso8601,
 )
@@ -82,24 +79,14 @@ from fleet.model.smart_charging import Limits, SmartCharging
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
 
+# What this module defines; the records, effects and the outbox's names are imported
+# from where they live (fleet.model.records, fleet.model.outbox), not from here.
 __all__ = [
     "BOOT_RETRY_AFTER_ERROR",
     "CSMS_ACTIONS",
-    "DEFAULT_QUEUE_LIMIT",
     "RESET_RETRY_INTERVAL",
     "SOFT_RESET_GRACE",
-    "TRANSACTION_ACTIONS",
-    "VENDOR_ID",
-    "BootInfo",
-    "Effect",
-    "NullObserver",
-    "Observer",
-    "Outgoing",
-    "Reboot",
-    "Reconnect",
     "Station",
-    "Transaction",
-    "iso8601",
 ]
 
 BOOT_RETRY_AFTER_ERROR = 30.0
@@ -140,15 +127,20 @@ class Station:
     """One Charge Pro: connector 0 (the station) and connector 1.
 
     Besides CALLs, the model asks things of the engine through ``effects`` (a deque
-    the engine drains after every call into the model): reboot, reconnect.
+    the engine drains after every call into the model): reboot, reconnect, standalone.
     """
 
-    reject_number_phases = True
-    """The guide marks ``numberPhases`` "Parameter not used" and says messages with
-    attributes the station does not support are rejected; a profile can relax this."""
+    reject_number_phases = False
+    """The guide marks ``numberPhases`` "Parameter not used": accepted and ignored, as
+    many CSMSs always send it. True (profile: ``station.reject_number_phases``) takes
+    the guide's NOTE instead: a profile carrying it is Rejected."""
 
     reboot_seconds = 10.0
     """How long a reboot keeps the station dark (profile: ``station.reboot_seconds``)."""
+
+    enabled_faults: frozenset[str] = frozenset()
+    """Detections the guide ships disabled (``faults.DISABLED_BY_DEFAULT``) that this
+    unit has switched on (profile: ``faults.enable``); the others are never raised."""
 
     def __init__(
         self,
@@ -169,6 +161,7 @@ class Station:
         self.meter = Meter(energy_wh, now)
         self.connectors = (Connector(0, now), Connector(1, now))
         self.online = False
+        self.standalone = False  # see rebooted()
         self.boot_status: str | None = None  # None until a BootNotification is answered
         self._boot_due = now
         self.outbox = Outbox(self._message_dropped)
@@ -198,6 +191,9 @@ class Station:
         self._reset_reboot: str | None = None  # "Hard"/"Soft": the coming reboot is a Reset
         # ChangeAvailability(0, Inoperative) while charging: applied when the session ends.
         self.zero_inoperative_pending = False
+        self._power_cut = False  # the mains are gone: dark until rebooted()
+        self.load_held_until = float("-inf")
+        """No current is offered before this (RestoreTimeout after a power cut)."""
         self.config.set_internal("BoxIdentifier", identity[:50])
         self._apply_config()
         self._config_changes: set[str] = set()
@@ -277,14 +273,17 @@ class Station:
     def next_message(self, now: float) -> Outgoing | None:
         """The next CALL to send now, if any; it is in flight until answered or failed."""
         outbox = self.outbox
-        if not self.online or outbox.inflight is not None or self._closing:
+        if not self.online or outbox.inflight is not None or self._closing or self.standalone:
             return None
         msg: Outgoing | None
         if self.boot_status != "Accepted":
-            if now < self._boot_due:
-                return None
-            self._boot_due = float("inf")
-            msg = Outgoing("BootNotification", wire(self.boot_payload()))
+            # While Pending, what the CSMS triggers goes at once (OCPP 1.6 4.2).
+            msg = outbox.pop_triggered() if self.boot_status == "Pending" else None
+            if msg is None:
+                if now < self._boot_due:
+                    return None
+                self._boot_due = float("inf")
+                msg = Outgoing("BootNotification", wire(self.boot_payload()))
         else:
             status.queue_due_statuses(self, now)
             msg = outbox.pop_ready(now)
@@ -314,10 +313,19 @@ class Station:
 
     def next_wakeup(self) -> float | None:
         """The earliest time advance()/next_message() has something to do."""
+        if self._power_cut:
+            return None  # dark: nothing happens until power returns (rebooted())
         times: list[float | None] = []
-        if self.online and self.outbox.inflight is None and not self._closing:
+        if (
+            self.online
+            and self.outbox.inflight is None
+            and not self._closing
+            and not self.standalone
+        ):
             if self.boot_status != "Accepted":
                 times.append(self._boot_due)
+                if self.boot_status == "Pending" and self.outbox.has_triggered():
+                    times.append(self.meter.since)  # now: see next_message
             else:
                 times.append(self.outbox.next_due())
                 if self.heartbeat_interval > 0:
@@ -341,6 +349,8 @@ class Station:
 
     def advance(self, now: float) -> None:
         """Let time pass: integrate energy, take samples, expire what has expired."""
+        if self._power_cut:
+            return  # dark: no samples, no timers, nothing drawn (power_lost())
         if self._config_changes:
             self.apply_config_changes(now)
         self.integrate(now)
@@ -451,6 +461,20 @@ class Station:
     def _transaction_messages_pending(self) -> bool:
         return self.outbox.backlog > 0
 
+    def power_lost(self, seconds: float, now: float) -> None:
+        """The mains supply is gone for ``seconds`` (fleet.scenarios.power): the unit is
+        dark at once. The meter stops, nothing more is sent or sampled, the CALL in
+        flight is abandoned (its answer will never be read), a Reset under way is moot.
+        The engine keeps the station dark for ``seconds`` (the ``Reboot`` effect), then
+        :meth:`rebooted` finishes the power cycle."""
+        self.integrate(now)
+        self.meter.draw(0.0, self.wiring, self.ev.phases)
+        self._power_cut = True
+        self.load_held_until = float("inf")
+        self._reset = None
+        self._reset_reboot = None
+        self.going_down(Reboot(hard=True, seconds=seconds), at_once=True)
+
     def rebooted(self, now: float) -> None:
         """Power is back after a reboot: volatile state is gone; configuration,
         availability, the energy register, queued transaction messages, the Local
@@ -458,9 +482,15 @@ class Station:
         at its expiryDate) remain. With ``SecurityEventsEnabled`` it queues the
         security events StartupOfTheDevice and, after a Reset, ResetOrReboot.
 
+        After a power cut (:meth:`power_lost`) it is a power cycle: the faults latched
+        until one clear, a transaction still open is stopped with reason PowerLoss (queued
+        after the BootNotification, meterStop the register at the cut, which has not
+        moved since), and no current is offered for ``RestoreTimeout`` seconds.
+
         A Station built from scratch models a unit already running when the simulation
         starts, so only this reboot, not construction, reports StartupOfTheDevice."""
         self.integrate(now)
+        power_cycle, self._power_cut = self._power_cut, False
         self.boot_status = None
         self._boot_due = now
         self._reset = None
@@ -471,6 +501,12 @@ class Station:
         for conn in self.connectors:
             conn.reported = None
             conn.changed_at = now - self.minimum_status_duration
+        if power_cycle:
+            status.clear_latched_faults(self)
+            self.load_held_until = now + self.config.get_int("RestoreTimeout")
+            tx = self.transaction
+            if tx is not None and tx.stop_reason is None:
+                self.stop_transaction("PowerLoss", now)
         if self.zero_inoperative_pending and self.transaction is None:
             self.zero_inoperative_pending = False
             self.connectors[0].operative = False
@@ -481,6 +517,20 @@ class Station:
         if self._reset_reboot is not None:
             self.security_event("ResetOrReboot", now, f"{self._reset_reboot} reset by the CSMS")
             self._reset_reboot = None
+        # OcppEnable (RebootRequired) takes effect here: False is standalone mode.
+        self.standalone = not self.config.get_bool("OcppEnable")
+        if self.standalone:
+            self.effects.append(Standalone())
+
+    def local_setup(self, settings: Mapping[str, str | int | bool], now: float) -> None:
+        """The installer changes settings on the unit itself (the commissioning app or
+        web page, no CSMS involved) and restarts it to apply them: how a standalone unit
+        gets back under supervision (``{"OcppEnable": True}``), since no CSMS can reach
+        it to send ChangeConfiguration or Reset."""
+        self.integrate(now)
+        for key, value in settings.items():
+            self.config.set_internal(key, value)
+        self.going_down(Reboot(hard=True, seconds=self.reboot_seconds))
 
     # -- station-initiated messages a scenario or the engine asks for -------------
 
@@ -513,17 +563,27 @@ class Station:
 
     # -- hardware events (features/transaction.py, features/status.py) ------------
 
+    # A unit without power notices nothing: a cable moved while dark is found as it is
+    # at power return (rebooted()), a badge or a fault goes unseen.
+
     def plug_in(self, now: float) -> None:
         """The driver plugs the cable into the EV."""
+        if self._power_cut:
+            self.connectors[1].plugged = True
+            return
         transaction.plug_in(self, now)
 
     def unplug(self, now: float) -> None:
         """The driver unplugs the cable at the EV."""
+        if self._power_cut:
+            self.connectors[1].plugged = False
+            return
         transaction.unplug(self, now)
 
     def present_tag(self, id_tag: str, now: float) -> None:
         """A badge is presented to the reader (or the free-charging tag is used)."""
-        transaction.present_tag(self, id_tag, now)
+        if not self._power_cut:
+            transaction.present_tag(self, id_tag, now)
 
     def ev_suspend(self, now: float) -> None:
         """The EV stops drawing (e.g. its battery management says so)."""
@@ -535,7 +595,8 @@ class Station:
 
     def raise_fault(self, error: VendorError, now: float, connector_id: int = 1) -> None:
         """A vendor error becomes active (see features/status.py)."""
-        status.raise_fault(self, error, now, connector_id)
+        if not self._power_cut:
+            status.raise_fault(self, error, now, connector_id)
 
     def clear_fault(self, now: float, connector_id: int = 1) -> None:
         """The active error on a connector is gone (see features/status.py)."""
@@ -559,6 +620,8 @@ class Station:
         self.outbox.append(Outgoing(action, wire(payload)))
 
     def queue_transaction_message(self, msg: Outgoing) -> None:
+        if msg.transaction is not None and msg.transaction.standalone:
+            return  # a standalone session is never OCPP's
         self.outbox.append_transaction(msg, self.online)
 
     def can_start(self) -> bool:
@@ -574,10 +637,14 @@ class Station:
             and not self._closing
         )
 
-    def going_down(self, effect: Effect) -> None:
-        """Ask the engine to close the link (reboot, reconnect) once no CALL is in flight."""
+    def going_down(self, effect: Effect, *, at_once: bool = False) -> None:
+        """Ask the engine to close the link (reboot, reconnect) once no CALL is in flight;
+        ``at_once`` (a power cut) abandons the CALL in flight and supersedes whatever was
+        waiting for it."""
         self._closing = True
-        if self.outbox.inflight is None:
+        if at_once:
+            self._deferred.clear()
+        if at_once or self.outbox.inflight is None:
             self.effects.append(effect)
         else:
             self._deferred.append(effect)

@@ -92,7 +92,7 @@ from typing import Any
 
 import orjson
 
-from fleet.model.station import iso8601
+from fleet.model.records import iso8601
 from fleet.protocol import errors
 
 __all__ = [

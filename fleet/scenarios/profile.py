@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from fleet.model.config import KEYS, ConfigError, ConfigStore
 from fleet.model.meter import EvModel
 from fleet.scenarios import misbehave, network, power, replay, storms
 
-PROFILE_DIRS = (Path.cwd() / "profiles", Path(__file__).resolve().parents[2] / "profiles")
+# A user's own profiles (./profiles) first, then the built-in ones: package data
+# (fleet/profiles, in the wheel too; the checkout's top-level profiles/ links to them).
+PROFILE_DIRS = (Path.cwd() / "profiles", Path(str(resources.files("fleet") / "profiles")))
 BEHAVIOURS = ("sessions", "idle")
 SOURCES = ("random", "synthetic", "trace")
 SHAPES = ("ramp", "steps", "boot-storm")

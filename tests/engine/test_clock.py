@@ -137,3 +137,13 @@ def test_real_loop_compressed_clock() -> None:
         assert fleet.now() - start == pytest.approx(200.0, rel=0.5)
 
     asyncio.run(scenario())
+
+
+def test_a_power_cut_lasts_its_model_seconds() -> None:
+    """fleet.scenarios.power: outage durations are model seconds, as every scenario
+    time; on a clock 144 times faster a one-hour cut keeps the station dark 25 s."""
+    fleet, loop = _fleet(144.0)
+    station = Station("CP-CLOCK-2", fleet.now(), config=ConfigStore({}))
+    link = StationLink(fleet, station, "ws://127.0.0.1:9")
+    link.hardware(lambda now: station.power_lost(3600.0, now))
+    assert loop.timers[-1].when == pytest.approx(loop.t + 25.0)

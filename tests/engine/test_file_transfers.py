@@ -35,8 +35,8 @@ from fleet.engine import transfer
 from fleet.engine.fleet import Fleet
 from fleet.engine.transfer import TransferError, TransferRunner, download, upload
 from fleet.model.config import ConfigStore
+from fleet.model.features.firmware import firmware_image
 from fleet.model.station import Station
-from fleet.model.transfers import firmware_image
 
 FAST = {"MinimumStatusDuration": 0, "WebSocketPingInterval": 0}
 USER, PASSWORD = "fleet", "pw-Secret-42"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
 from ocpp.v16 import call
 from support import until
 from test_link import FAST
@@ -92,6 +93,34 @@ def test_trigger_message_while_pending_reaches_the_csms_at_once() -> None:
     run(scenario)
 
 
+# -- 4. never an invalid message -------------------------------------------------------
+
+
+def test_the_engine_tests_check_every_call_the_stations_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 12 item 4: the engine's hot path skips the schema check of the stations'
+    own CALLs, which must not hide an invalid one. Under the engine tests (conftest) the
+    fleet checks them: a session sampled every second with MeterValuesSampledData ""
+    sends no MeterValues at all, and a CALL the schema forbids (a vendorId over 255
+    characters) is caught before it leaves: counted, logged, never sent."""
+
+    async def scenario() -> None:
+        async with rig(MeterValuesSampledData="") as r:
+            assert r.fleet.validate_outgoing
+            await r.session()
+            await asyncio.sleep(1.5)  # the 1 s sampling clock ticks: nothing to send
+            r.hardware(lambda now: r.station.data_transfer("V" * 256, None, None, now))
+            violations = r.fleet.stats.schema_violations
+            await until(lambda: violations[("DataTransfer", "sent")] == 1, what="caught")
+            assert dict(violations) == {("DataTransfer", "sent"): 1}
+            assert r.record().meter_value_samples == 0 and r.record().data_transfers == []
+
+    run(scenario)
+    assert "invalid DataTransfer" in caplog.text
+    caplog.clear()  # provoked on purpose (see conftest.own_calls_schema_checked)
+
+
 # -- 6. numberPhases, 10. ClearChargingProfile by id --------------------------------------
 
 
@@ -132,6 +161,44 @@ def test_clear_charging_profile_by_id_whatever_the_other_fields_say() -> None:
             )
             assert answer.status == "Accepted"
             await until(lambda: r.station.meter.offered == 32.0, what="limit lifted")
+
+    run(scenario)
+
+
+# -- 7. OcppEnable: standalone mode ------------------------------------------------------
+
+
+def test_ocpp_enable_false_is_standalone_after_a_reset_until_set_back_locally() -> None:
+    """Guide, vendor keys: OcppEnable "Switch between Standalone mode and Supervision
+    mode". Set False by the CSMS (RebootRequired) and reset, the station closes its link
+    and never reconnects, though it charges on plug-in; the installer's local setup
+    (OcppEnable True and a restart, docs/station-model-decisions.md) brings it back."""
+
+    async def scenario() -> None:
+        async with rig() as r:
+            station = r.station
+            answer = await r.call(call.ChangeConfiguration(key="OcppEnable", value="false"))
+            assert answer.status == "RebootRequired"
+            assert (await r.call(call.Reset(type="Hard"))).status == "Accepted"
+            await until(
+                lambda: station.standalone and CP not in r.csms.connected_stations(),
+                what="standalone",
+            )
+            r.hardware(station.plug_in)
+            await until(lambda: station.status(1) == "Charging", what="local charging")
+            before = station.meter.energy_wh
+            # Five reboots' worth of time, and a first reconnect backoff: still no link.
+            await asyncio.sleep(1.0)
+            assert (r.record().connections, r.record().boots) == (1, 1)
+            r.hardware(station.unplug)
+            assert station.meter.energy_wh > before  # read at the unplug
+            r.hardware(lambda now: station.local_setup({"OcppEnable": True}, now))
+            await until(
+                lambda: r.record().boots == 2 and station.boot_status == "Accepted",
+                what="supervised again",
+            )
+            assert not station.standalone and r.record().connections == 2
+            assert r.record().transactions == {}  # the standalone session was never OCPP's
 
     run(scenario)
 

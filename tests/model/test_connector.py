@@ -27,9 +27,10 @@ from fleet.model.connector import (
     Connector,
     Fault,
 )
-from fleet.model.faults import VENDOR_ERRORS
+from fleet.model.faults import DISABLED_BY_DEFAULT, VENDOR_ERRORS
 from fleet.model.meter import EvModel
-from fleet.model.station import NullObserver, Reboot, Station
+from fleet.model.records import NullObserver, Reboot
+from fleet.model.station import Station
 from fleet.protocol.schemas import validate
 
 T0 = 1_700_000_000.0
@@ -327,6 +328,8 @@ class Driver:
             self.call("UnlockConnector", {"connectorId": 1})
         elif kind == "reset":
             self.call("Reset", {"type": event[1]})
+        elif kind == "power_cut":
+            st.power_lost(event[1], now)
         self._effects()
         self.flush()
 
@@ -391,6 +394,7 @@ COMMON_EVENTS: list[tuple[Any, ...]] = [
     ("unlock",),
     ("reset", "Soft"),
     ("reset", "Hard"),
+    ("power_cut", 30.0),
     *[("clear", 0), ("clear", 1)] * 3,
 ]
 FAULTS = st.tuples(st.just("fault"), st.sampled_from(VENDOR_ERRORS), st.sampled_from([0, 1, 1]))
@@ -424,6 +428,7 @@ def test_random_events_only_make_changes_the_table_allows(
     watcher = Watcher()
     config = ConfigStore({"MinimumStatusDuration": 0, "iMaxDeratingSwCapacity": max_current})
     station = Station("CP-PROP-1", T0, config=config, ev=ev, observer=watcher)
+    station.enabled_faults = DISABLED_BY_DEFAULT  # every row of the catalogue may happen
     driver = Driver(station)
     if booted:
         station.connected(T0)

@@ -122,6 +122,7 @@ def test_latched_and_stays_until_repaired() -> None:
 def _charging() -> tuple[Station, Csms, Recorder]:
     rec = Recorder()
     st, c = make(MSD0, observer=rec)
+    st.enabled_faults = DISABLED_BY_DEFAULT  # the profile switches every detection on
     start_session(st, c, T0 + 10)
     c.run(T0 + 40)
     assert st.status(1) == "Charging"

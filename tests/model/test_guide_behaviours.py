@@ -22,7 +22,8 @@ from test_station import DEFAULT_ID_TAG, T0, Csms, Recorder, make, sampled, star
 from fleet.model.config import MEASURANDS
 from fleet.model.faults import DISABLED_BY_DEFAULT, lookup
 from fleet.model.meter import EvModel
-from fleet.model.station import Reboot, Reconnect, Station
+from fleet.model.records import Reboot, Reconnect, Standalone
+from fleet.model.station import Station
 
 MSD0 = {"MinimumStatusDuration": 0}
 ENERGY = "Energy.Active.Import.Register"
@@ -328,8 +329,6 @@ def test_ocpp_enable_false_means_standalone_after_the_reboot_until_set_back() ->
     goes on until the next reboot; then the station closes its supervision connection
     (the ``Standalone`` effect), sends nothing, and charges locally; set back to True
     (locally) and rebooted, it boots with the CSMS again."""
-    from fleet.model.station import Standalone  # type: ignore[attr-defined]
-
     st, c = setup()
     answer = c.call("ChangeConfiguration", {"key": "OcppEnable", "value": "false"})
     assert answer == {"status": "RebootRequired"}
@@ -403,6 +402,28 @@ def test_a_power_cut_keeps_the_transaction_queue_and_the_energy_register() -> No
     assert stop["reason"] == "PowerLoss" and stop["transactionId"] == 1001
     assert start["idTag"] == "TAG1"
     assert st.transaction_backlog == 0
+
+
+def test_a_cable_pulled_while_dark_is_found_out_at_power_return() -> None:
+    """A unit without power notices nothing: the driver who unplugs during the cut does
+    not stop the transaction (EVDisconnected); at power return the station stops it with
+    PowerLoss and finds the connector free."""
+    st, c = setup()
+    start_session(st, c, T0 + 10)
+    c.run(T0 + 60)
+    c.do(st.power_lost, 30.0)
+    assert c.effects() == [Reboot(hard=True, seconds=30.0)]
+    st.disconnected(c.now)
+    c.run(c.now + 10)
+    c.do(st.unplug)
+    c.do(st.present_tag, "TAG1")
+    assert c.sent("StopTransaction") == []
+    c.run(c.now + 20)
+    st.rebooted(c.now)
+    st.connected(c.now)
+    c.flush()
+    assert [p["reason"] for p in c.payloads("StopTransaction")] == ["PowerLoss"]
+    assert st.status(1) == "Available" and st.transaction is None
 
 
 def test_the_load_resumes_no_sooner_than_restore_timeout() -> None:

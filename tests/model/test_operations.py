@@ -18,7 +18,8 @@ from test_station import T0, Csms, JsonDict, Recorder, iso, start_session
 from fleet.model.config import ConfigStore
 from fleet.model.faults import lookup
 from fleet.model.meter import EvModel
-from fleet.model.station import RESET_RETRY_INTERVAL, Reboot, Reconnect, Station
+from fleet.model.records import Reboot, Reconnect, Standalone
+from fleet.model.station import RESET_RETRY_INTERVAL, Station
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
 
@@ -946,7 +947,9 @@ def test_data_transfer_to_the_csms() -> None:
 
 def test_free_charging_starts_offline_whatever_the_offline_rules() -> None:
     st, c = setup({"AuthenticationOCPPMode": False, "AllowOfflineTxForUnknownId": False})
-    assert offline_badge(st, c, "ANY")
+    st.disconnected(c.now)
+    c.run(c.now + 1)
+    c.do(st.plug_in)  # no badge: plugging in starts a free session
     assert st.transaction is not None and st.transaction.id_tag == "18237379292"
 
 
@@ -1045,3 +1048,27 @@ def test_an_unreadable_expiry_date_in_reserve_now_is_a_callerror() -> None:
     with pytest.raises(OcppError) as info:
         st.handle_call("ReserveNow", payload, T0)
     assert info.value.code == errors.PROPERTY_CONSTRAINT_VIOLATION
+
+
+# -- standalone mode (OcppEnable) ---------------------------------------------------------
+
+
+def test_the_installers_local_setup_brings_a_standalone_station_back_under_supervision() -> None:
+    """No CSMS reaches a standalone unit (no ChangeConfiguration, no Reset): the
+    installer's local setup writes OcppEnable True and restarts it, and it boots with
+    its CSMS again (docs/station-model-decisions.md)."""
+    st, c = setup({"OcppEnable": False})
+    assert c.call("Reset", {"type": "Hard"}) == {"status": "Accepted"}
+    (effect,) = c.effects()
+    assert isinstance(effect, Reboot)
+    st.disconnected(c.now)
+    c.run(c.now + effect.seconds)
+    st.rebooted(c.now)
+    assert [type(e) for e in c.effects()] == [Standalone]
+    c.do(st.local_setup, {"OcppEnable": True})
+    (effect,) = c.effects()
+    assert isinstance(effect, Reboot)
+    c.reboot(effect)
+    assert c.effects() == [] and not st.standalone
+    assert c.actions(since=c.now)[0] == "BootNotification"
+    assert st.boot_status == "Accepted"

@@ -669,7 +669,8 @@ def test_remote_stop_accepts_only_the_running_transaction() -> None:
 def test_free_charging_uses_default_id_tag_and_ignores_invalid_answers() -> None:
     st, c = make({"AuthenticationOCPPMode": False, "MinimumStatusDuration": 0})
     c.default_status = "Invalid"  # this CSMS knows no tag at all
-    start_session(st, c, T0 + 10, "SOME-BADGE")
+    c.run(T0 + 10)
+    c.do(st.plug_in)  # no badge: plugging in starts a free session
     assert c.payloads("Authorize") == [{"idTag": DEFAULT_ID_TAG}]
     assert c.payloads("StartTransaction")[0]["idTag"] == DEFAULT_ID_TAG
     c.run(T0 + 130)
@@ -816,12 +817,14 @@ def test_a_station_wide_fault_is_reported_on_connector_zero() -> None:
     st, c = make(MSD0)
     c.run(T0 + 10)
     c.do(st.raise_fault, lookup("0x100101"), connector_id=0)  # HighTemperature
-    last = c.payloads("StatusNotification")[-1]
-    assert (last["connectorId"], last["status"], last["errorCode"]) == (
+    first, last = c.payloads("StatusNotification")[-2:]
+    assert (first["connectorId"], first["status"], first["errorCode"]) == (
         0,
         "Faulted",
         "HighTemperature",
     )
+    # and then connector 1, which cannot charge (tests/model/test_guide_behaviours.py)
+    assert (last["connectorId"], last["status"], last["errorCode"]) == (1, "Unavailable", "NoError")
     c.do(st.clear_fault, connector_id=0)
     assert c.statuses(0) == ["Available", "Faulted", "Available"]
 

@@ -9,7 +9,7 @@ from test_operations import Central, setup
 from test_station import T0, iso, sampled
 
 from fleet.model.meter import EvModel
-from fleet.model.station import iso8601
+from fleet.model.records import iso8601
 
 ENERGY = "Energy.Active.Import.Register"
 
@@ -127,6 +127,7 @@ def test_rejections_as_the_guide_and_the_keys_say() -> None:
     assert set_profile(c, 1, profile(1, [(0, 7360)], unit="W")) == "Rejected"  # key: Current
     with_phases = profile(1, [(0, 10)])
     with_phases["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 3
+    st.reject_number_phases = True  # the profile option; accepted by default
     assert set_profile(c, 1, with_phases) == "Rejected"  # "Parameter not used"
     assert set_profile(c, 1, profile(1, [(0, 10)], stack=201)) == "Rejected"
     assert set_profile(c, 1, profile(1, [(0, 10)], purpose="ChargePointMaxProfile")) == "Rejected"

@@ -1,4 +1,4 @@
-"""GetDiagnostics and UpdateFirmware in the model (fleet.model.transfers), on a fake clock.
+"""GetDiagnostics and UpdateFirmware in the model (fleet.model.features.firmware), on a fake clock.
 
 A tiny CSMS answers every CALL the station sends and validates both directions against
 the official OCPP 1.6 schemas; the test plays the engine, taking Upload / Download
@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from fleet.model.config import ConfigStore
-from fleet.model.station import Reboot, Station
-from fleet.model.transfers import (
+from fleet.model.features.firmware import (
     ATTEMPT_TIMEOUT,
     DEFAULT_RETRIES,
     Download,
@@ -29,6 +28,8 @@ from fleet.model.transfers import (
     parse_firmware_image,
     redact_url,
 )
+from fleet.model.records import Reboot
+from fleet.model.station import Station
 from fleet.protocol.schemas import validate
 
 T0 = 1_700_000_000.0

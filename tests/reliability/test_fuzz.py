@@ -36,7 +36,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fleet.model.config import KEYS, ConfigStore
-from fleet.model.station import CSMS_ACTIONS, Reboot, Reconnect, Station
+from fleet.model.records import Reboot, Reconnect
+from fleet.model.station import CSMS_ACTIONS, Station
 from fleet.protocol.errors import ERROR_CODES, OcppError
 from fleet.protocol.rpc import (
     CALL,

@@ -130,9 +130,17 @@ def on_change_availability(
 def on_remote_start(
     st: StationPort, payload: RemoteStartTransactionRequest, now: float
 ) -> RemoteStartTransactionResponse:
+    """Rejected while the boot is Pending: OCPP 1.6 4.2 does not allow it then (a badge
+    is the station's own business: the offline rules decide, and its transaction
+    messages wait for Accepted)."""
     connector_id = payload.get("connectorId", 1)
     id_tag = payload["idTag"]
-    if connector_id != 1 or not st.can_start() or st.driver.authorizing is not None:
+    if (
+        connector_id != 1
+        or not st.can_start()
+        or st.driver.authorizing is not None
+        or st.boot_status == "Pending"
+    ):
         return {"status": "Rejected"}
     profile = payload.get("chargingProfile")
     if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
@@ -166,8 +174,14 @@ def on_remote_start(
 def on_remote_stop(
     st: StationPort, payload: RemoteStopTransactionRequest, now: float
 ) -> RemoteStopTransactionResponse:
+    """Rejected while the boot is Pending: OCPP 1.6 4.2 does not allow it then."""
     tx = st.transaction
-    if tx is None or tx.stop_reason is not None or tx.transaction_id != payload["transactionId"]:
+    if (
+        tx is None
+        or tx.stop_reason is not None
+        or tx.transaction_id != payload["transactionId"]
+        or st.boot_status == "Pending"
+    ):
         return {"status": "Rejected"}
     st.stop_transaction("Remote", now)
     return {"status": "Accepted"}

@@ -35,16 +35,30 @@ def reschedule_sample(st: StationPort, now: float) -> None:
 
 
 def take_sample(st: StationPort, tx: Transaction, now: float, context: ReadingContext) -> None:
+    """A periodic sample: a MeterValues of ``MeterValuesSampledData`` and a value kept for
+    ``StopTxnSampledData``. An empty list sends (or keeps) nothing: OCPP 1.6 requires at
+    least one sampledValue, and an empty MeterValues would be schema-invalid."""
     st.integrate(now)
-    payload: MeterValuesRequest = {
-        "connectorId": tx.connector_id,
-        "transactionId": 0,  # filled in when sent
-        "meterValue": [meter_value(st, now, context, st.measurands)],
-    }
-    st.queue_transaction_message(Outgoing("MeterValues", wire(payload), tx))
-    if st.stop_measurands:
-        tx.samples.append(meter_value(st, now, context, st.stop_measurands))
+    value = meter_value(st, now, context, st.measurands)
+    if value["sampledValue"]:
+        payload: MeterValuesRequest = {
+            "connectorId": tx.connector_id,
+            "transactionId": 0,  # filled in when sent
+            "meterValue": [value],
+        }
+        st.queue_transaction_message(Outgoing("MeterValues", wire(payload), tx))
+    keep_stop_sample(st, tx, now, context)
 
+
+def keep_stop_sample(st: StationPort, tx: Transaction, now: float, context: ReadingContext) -> None:
+    """Keep a ``StopTxnSampledData`` value for the StopTransaction's transactionData."""
+    if st.stop_measurands:
+        value = meter_value(st, now, context, st.stop_measurands)
+        if value["sampledValue"]:
+            tx.samples.append(value)
+
+
+ENERGY = "Energy.Active.Import.Register"
 
 _PHASES: dict[str, tuple[Phase, ...]] = {
     "Current.Import": ("L1", "L2", "L3"),
@@ -60,7 +74,7 @@ def meter_value(
     m = st.meter
     sampled: list[SampledValue] = []
     for measurand in measurands:
-        if measurand == "Energy.Active.Import.Register":
+        if measurand == ENERGY:
             sampled.append(
                 {
                     "value": str(int(m.energy_wh)),

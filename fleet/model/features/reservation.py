@@ -38,7 +38,8 @@ def next_wakeup(st: StationPort) -> float | None:
 def on_reserve_now(st: StationPort, payload: ReserveNowRequest, now: float) -> ReserveNowResponse:
     """5.13, checked in this order: an unknown connector, or connector 0 without
     ``ReserveConnectorZeroSupported``, or an expiryDate already past: Rejected. Then
-    Faulted, Unavailable, and Occupied (a transaction, a cable, an authorized driver
+    Faulted (the connector asked for; connector 1 is Unavailable while connector 0 is
+    Faulted), Unavailable, and Occupied (a transaction, a cable, an authorized driver
     waiting, or another reservation: one connector holds one). The same
     reservationId replaces its reservation."""
     cid = payload["connectorId"]
@@ -53,9 +54,10 @@ def on_reserve_now(st: StationPort, payload: ReserveNowRequest, now: float) -> R
     if reservation.expired(now):
         return {"status": "Rejected"}
     c0, c1 = st.connectors
-    if c0.faulted or c1.faulted:
+    if c1.faulted or (cid == 0 and c0.faulted):
         return {"status": "Faulted"}
-    if not c0.operative or not c1.operative:
+    # Connector 0 Faulted is the whole unit out of order: connector 1 is Unavailable.
+    if not c0.operative or not c1.operative or c0.faulted:
         return {"status": "Unavailable"}
     current = st.reservation
     if (

@@ -42,11 +42,14 @@ def profile_limits(st: StationPort) -> Limits:
 
 
 def recompute_draw(st: StationPort, now: float) -> None:
-    """Offered current and what the EV takes of it; sets SuspendedEVSE below 6 A."""
+    """Offered current and what the EV takes of it; sets SuspendedEVSE below 6 A.
+    Nothing is offered until ``load_held_until`` (RestoreTimeout after a power cut),
+    which is then the next change, as a schedule's next period is."""
     st.integrate(now)
     c1 = st.connectors[1]
     tx = st.transaction
-    offering = tx is not None and not c1.faulted and not tx.limit_reached
+    held = now < st.load_held_until
+    offering = tx is not None and not c1.faulted and not tx.limit_reached and not held
     offered = st.max_current if offering else 0.0
     st.limit_change_at = None
     if tx is not None and st.smart.profiles:
@@ -62,6 +65,11 @@ def recompute_draw(st: StationPort, now: float) -> None:
             offered = min(offered, tenth_down(limit))
         st.limit_change_at = st.smart.next_change(
             now, 1, tx_start=tx.started_at, transaction_id=tx.transaction_id
+        )
+    if held and tx is not None:
+        resume = st.load_held_until
+        st.limit_change_at = (
+            resume if st.limit_change_at is None else min(st.limit_change_at, resume)
         )
     st.meter.offered = offered
     c1.evse_suspended = tx is not None and offered < MIN_CHARGING_CURRENT

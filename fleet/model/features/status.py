@@ -12,9 +12,12 @@ from typing import cast
 from fleet.model import faults
 from fleet.model.connector import (
     AVAILABLE,
+    CHARGING,
     FINISHING,
     PREPARING,
     RESERVED,
+    SUSPENDED_EV,
+    SUSPENDED_EVSE,
     UNAVAILABLE,
     Connector,
     Fault,
@@ -31,18 +34,28 @@ from fleet.model.records import VENDOR_ID, iso8601
 
 # OCPP 1.6's transition table (section 4.9) has no cell for these, although the facts
 # can make them happen (a cable pulled out of a reserved connector, a ChangeAvailability
-# while a driver is preparing). The connector passes through Available, which the table
-# allows both into and out of; with MinimumStatusDuration > 0 the CSMS never sees it.
-_VIA_AVAILABLE = frozenset({(PREPARING, UNAVAILABLE), (PREPARING, RESERVED), (FINISHING, RESERVED)})
+# while a driver is preparing, a badge or a remote start while Finishing). The connector
+# passes through a status the table allows both into and out of (Finishing -> Preparing
+# is F2, a new session with the cable still in); with MinimumStatusDuration > 0 the CSMS
+# never sees it.
+_VIA = {
+    (PREPARING, UNAVAILABLE): AVAILABLE,
+    (PREPARING, RESERVED): AVAILABLE,
+    (FINISHING, RESERVED): AVAILABLE,
+    (FINISHING, CHARGING): PREPARING,
+    (FINISHING, SUSPENDED_EV): PREPARING,
+    (FINISHING, SUSPENDED_EVSE): PREPARING,
+}
 
 LOCAL_LIST_CONFLICT = faults.lookup("0x30000E")
 
 
 def update_status(st: StationPort, connector_id: int, now: float) -> None:
     conn = st.connectors[connector_id]
-    new = conn.derive()
-    if (conn.status, new) in _VIA_AVAILABLE:
-        _set_status(st, conn, AVAILABLE, now)
+    new = conn.derive(unit_faulted=st.connectors[0].faulted)
+    via = _VIA.get((conn.status, new))
+    if via is not None:
+        _set_status(st, conn, via, now)
         queue_due_statuses(st, now)  # reported at once when MinimumStatusDuration is 0
     _set_status(st, conn, new, now)
 
@@ -105,11 +118,17 @@ def status_payload(conn: Connector, now: float) -> StatusNotificationRequest:
 def raise_fault(st: StationPort, error: VendorError, now: float, connector_id: int) -> None:
     """A vendor error becomes active, as its catalogue row says (fleet.model.faults).
 
+    A detection the guide ships disabled is ignored unless ``enabled_faults`` has it.
     A faulting error makes the connector Faulted and stops a running transaction with
-    the row's stop reason. Any other is reported in a StatusNotification with the
-    status unchanged, and charging goes on; while a faulting error is active on the
-    connector it is only reported (once), the fault stays.
+    the row's stop reason (on connector 0, connector 1 goes Unavailable with it). Any
+    other is reported in a StatusNotification with the status unchanged, and charging
+    goes on; while a faulting error is active on the connector it is only reported
+    (once), the fault stays.
     """
+    if error.vendor_code in faults.DISABLED_BY_DEFAULT and error.vendor_code not in (
+        st.enabled_faults
+    ):
+        return  # the guide: "This function is disabled by default" (faults.enable)
     st.integrate(now)
     conn = st.connectors[connector_id]
     behaviour = error.behaviour
@@ -137,8 +156,31 @@ def clear_fault(st: StationPort, now: float, connector_id: int) -> None:
     if conn.fault is None:
         return
     conn.fault = None
+    if connector_id == 0:
+        _unit_fault_cleared(st)
     st.recompute_draw(now)
     _update_status_reporting(st, connector_id, now)
+
+
+def clear_latched_faults(st: StationPort) -> None:
+    """A power cycle: the errors latched until one (faults.POWER_CYCLE, whose self-test
+    runs at power-up) are gone; the caller re-derives and reports the statuses."""
+    for conn in st.connectors:
+        fault = conn.fault
+        error = faults.BY_VENDOR_CODE.get(fault.vendor_error_code) if fault is not None else None
+        if error is not None and error.behaviour.clears == faults.POWER_CYCLE:
+            conn.fault = None
+            if conn.connector_id == 0:
+                _unit_fault_cleared(st)
+
+
+def _unit_fault_cleared(st: StationPort) -> None:
+    """Connector 0's fault is gone, so connector 1 leaves Unavailable. A session that
+    ended while it was is over: OCPP 1.6 4.9 has no Unavailable -> Finishing, so a cable
+    still in goes Preparing (as after ChangeAvailability Operative)."""
+    c1 = st.connectors[1]
+    if c1.status == UNAVAILABLE:
+        c1.finishing = False
 
 
 def _update_status_reporting(st: StationPort, connector_id: int, now: float) -> None:

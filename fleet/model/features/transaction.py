@@ -42,6 +42,16 @@ def plug_in(st: StationPort, now: float) -> None:
         tag, parent = driver.pending_tag, driver.pending_parent
         driver.pending_tag = None
         start_transaction(st, tag, now, parent, driver.pending_local)
+    elif free_charging(st):
+        # No badge needed: the session starts with DefaultIdTag (an Authorize of it
+        # may go first; its answer does not gate the session).
+        request_authorization(st, st.config.get("DefaultIdTag"), now)
+
+
+def free_charging(st: StationPort) -> bool:
+    """No one to authenticate: ``AuthenticationOCPPMode`` False (the guide's "free
+    charging"), or standalone mode (``OcppEnable`` False: no CSMS to ask)."""
+    return st.standalone or not st.config.get_bool("AuthenticationOCPPMode")
 
 
 def unplug(st: StationPort, now: float) -> None:
@@ -66,14 +76,31 @@ def present_tag(st: StationPort, id_tag: str, now: float) -> None:
     """A badge is presented to the reader (or the free-charging tag is used)."""
     st.integrate(now)
     tag = id_tag
-    if not st.config.get_bool("AuthenticationOCPPMode"):
+    if free_charging(st):
         tag = st.config.get("DefaultIdTag")  # what a free session is started with
     tx = st.transaction
     if tx is not None and tx.stop_reason is None:
         if tx.id_tag in (id_tag, tag):
             st.stop_transaction("Local", now, id_tag=tx.id_tag)
+        elif tx.parent_id_tag is not None:
+            _authorize_stop(st, tag, now)
         return
     request_authorization(st, tag, now)
+
+
+def _authorize_stop(st: StationPort, id_tag: str, now: float) -> None:
+    """Another idTag during a transaction with a parentIdTag: it stops the transaction
+    if it has the same parent (OCPP 1.6 4.10). The list or the cache tells its parent;
+    else the CSMS is asked (the answer goes to :func:`authorized`); offline, an unknown
+    idTag stops nothing."""
+    if st.driver.authorizing is not None:
+        return
+    known = st.auth.lookup(id_tag, st.config)
+    if known is not None:
+        authorized(st, id_tag, known.decision(now), now, local=True)
+    elif st.online and st.boot_status == "Accepted":
+        st.driver.authorizing = id_tag
+        st.send("Authorize", {"idTag": id_tag})
 
 
 def ev_suspend(st: StationPort, now: float) -> None:
@@ -194,10 +221,11 @@ def request_authorization(st: StationPort, id_tag: str, now: float) -> None:
 def authorize_offline(st: StationPort, id_tag: str, now: float) -> None:
     """Offline rules: the list and cache, LocalAuthorizeOffline, AllowOfflineTxForUnknownId."""
     st.driver.authorizing = None
-    if not st.config.get_bool("AuthenticationOCPPMode"):
-        decision = IdTagInfo(ACCEPTED)  # free charging needs no one's approval
-    else:
-        decision = st.auth.offline(id_tag, now, st.config)
+    decision = (
+        IdTagInfo(ACCEPTED)  # free charging needs no one's approval
+        if free_charging(st)
+        else st.auth.offline(id_tag, now, st.config)
+    )
     authorized(st, id_tag, decision, now, local=True)
 
 
@@ -238,7 +266,19 @@ def learn(
 def authorized(
     st: StationPort, id_tag: str, info: IdTagInfo, now: float, *, local: bool = False
 ) -> None:
-    """Authorization decided (``local``: without an Authorize.conf from the CSMS)."""
+    """Authorization decided (``local``: without an Authorize.conf from the CSMS).
+
+    During a transaction it is a request to stop it (see :func:`_authorize_stop`)."""
+    tx = st.transaction
+    if tx is not None and tx.stop_reason is None:
+        st.observer.authorization(id_tag, info.status)
+        if (
+            info.status == ACCEPTED
+            and info.parent_id_tag is not None
+            and info.parent_id_tag == tx.parent_id_tag
+        ):
+            st.stop_transaction("Local", now, id_tag=id_tag)
+        return
     status = info.status
     reservation = st.reservation
     if (
@@ -253,7 +293,9 @@ def authorized(
             st.pending_tx_profile = None  # the remote start it came with is over
         return
     c1 = st.connectors[1]
-    if c1.plugged and not c1.finishing:
+    if c1.plugged:
+        # Also while Finishing: the cable is still in, so a badge or a remote start
+        # begins a new session (4.9 F2, via Preparing: features/status.py).
         start_transaction(st, id_tag, now, info.parent_id_tag, local)
     else:
         driver = st.driver
@@ -281,11 +323,14 @@ def start_transaction(
 ) -> None:
     c1 = st.connectors[1]
     c1.authorized = False
+    c1.finishing = False
     c1.in_transaction = True
     c1.ev_suspended = st.ev.full
     meter_start = int(st.meter.energy_wh)
     tx = Transaction(st.next_local_tx, 1, id_tag, meter_start, now)
     tx.authorized_locally = local
+    tx.parent_id_tag = parent_id_tag
+    tx.standalone = st.standalone
     st.next_local_tx += 1
     st.transaction = tx
     payload: StartTransactionRequest = {
@@ -310,10 +355,11 @@ def start_transaction(
             pass  # checked when the request was accepted; the store may have filled since
         st.pending_tx_profile = None
     st.driver.pending_parent = None
-    st.queue_transaction_message(Outgoing("StartTransaction", wire(payload), tx))
+    # The status first: from Finishing the connector passes through Preparing, which
+    # the CSMS then sees before the StartTransaction, as after a plug-in.
     st.recompute_draw(now)
-    if st.stop_measurands:
-        tx.samples.append(metering.meter_value(st, now, "Transaction.Begin", st.stop_measurands))
+    st.queue_transaction_message(Outgoing("StartTransaction", wire(payload), tx))
+    metering.keep_stop_sample(st, tx, now, "Transaction.Begin")
     tx.next_sample = metering.first_sample_after(st, now, now)
     st.update_status(1, now)
     st.observer.transaction_started(1, id_tag)
@@ -327,6 +373,8 @@ def start_answered(
         st.recompute_draw(now)  # a TxProfile may name the transaction by this id
     # A conflict with the list is reported here only when no Authorize.conf came first.
     info = learn(st, tx.id_tag, payload["idTagInfo"], now, tx.authorized_locally)
+    if tx.parent_id_tag is None:
+        tx.parent_id_tag = info.parent_id_tag
     if (
         info.status == ACCEPTED
         or tx is not st.transaction
@@ -370,8 +418,8 @@ def stop_transaction(
     }
     if id_tag is not None:
         payload["idTag"] = id_tag
-    if st.stop_measurands:
-        tx.samples.append(metering.meter_value(st, now, "Transaction.End", st.stop_measurands))
+    metering.keep_stop_sample(st, tx, now, "Transaction.End")
+    if tx.samples:
         payload["transactionData"] = tx.samples
     st.queue_transaction_message(Outgoing("StopTransaction", wire(payload), tx))
     st.transaction = None
