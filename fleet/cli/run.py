@@ -158,6 +158,16 @@ def local_ips_value(value: str | None) -> str | None:
     help="Fault storm rate (faults per station per hour). Default: the profile's.",
 )
 @click.option(
+    "--lag-threshold",
+    "lag_threshold_ms",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=50.0,
+    show_default=True,
+    metavar="MS",
+    help="Generator event-loop lag p99 (milliseconds) past which the run warns and the "
+    "summary marks its latency figures suspect.",
+)
+@click.option(
     "--json-summary",
     type=click.Path(dir_okay=False),
     help="Write the JSON summary (per action, errors, fleet totals, ledger, SLOs) here.",
@@ -223,6 +233,7 @@ def run(
     offline_share: float | None,
     fault_rate: float | None,
     slo_texts: tuple[str, ...],
+    lag_threshold_ms: float,
     json_summary: str | None,
     junit_xml: str | None,
     connect_grace: str,
@@ -286,6 +297,7 @@ def run(
         cmd += ["--master-port", str(port)]
     if metrics_port:
         cmd += ["--fleet-metrics-port", str(metrics_port)]
+    cmd += ["--fleet-lag-threshold", str(lag_threshold_ms)]
     if html_report:
         cmd += ["--html", html_report]
     if csv_prefix:

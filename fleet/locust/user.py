@@ -19,7 +19,7 @@ from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, distributed, live, metrics, process, summary, webui
+from fleet.locust import bridge, distributed, generator, live, metrics, process, summary, webui
 from fleet.locust import host as csms_host
 from fleet.scenarios.profile import ProfileError
 
@@ -56,6 +56,7 @@ def _init(environment: Environment, **_: Any) -> None:
         )
         sys.exit(2)
     metrics.setup(environment)
+    generator.setup(environment)  # hub lag, the lag warning (issue 15)
     webui.setup(environment)
     csms_host.setup(environment)  # an empty Host in the web form is refused
     summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
