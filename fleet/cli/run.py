@@ -21,8 +21,32 @@ from fleet.cli.options import (
     station_options,
 )
 from fleet.cli.prerun import check_open_files, checked_setup, open_csms
+from fleet.engine.limits import LOCAL_IPS_ENV, auto_processes, parse_local_ips
 from fleet.engine.security import TlsSettings
 from fleet.scenarios.profile import Profile
+
+
+def processes_value(value: str) -> int | str:
+    """``--processes``: an integer >= -1 or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = -2
+    if number < -1:
+        raise click.BadParameter(f"expected an integer >= -1 or auto, got {value!r}")
+    return number
+
+
+def local_ips_value(value: str | None) -> str | None:
+    """``--local-ips``: checked here, so a typo stops the run before it starts."""
+    if value is not None:
+        try:
+            parse_local_ips(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 @click.command()
@@ -45,10 +69,20 @@ from fleet.scenarios.profile import Profile
 )
 @click.option(
     "--processes",
-    type=click.IntRange(min=-1),
-    default=0,
+    default="0",
+    callback=lambda _ctx, _param, value: processes_value(value),
     help="Locust's distributed mode on this host: a master and N worker processes "
-    "(-1: one per CPU core). Station ids and numbers stay 1..N across workers.",
+    "(-1: one per CPU core; auto: as few as the open-file limit allows for --stations). "
+    "Station ids and numbers stay 1..N across workers.",
+)
+@click.option(
+    "--local-ips",
+    default=None,
+    metavar="ADDRS",
+    callback=lambda _ctx, _param, value: local_ips_value(value),
+    help="Source addresses for the stations' connections, spread over them: "
+    "127.0.0.2-127.0.0.9, a CIDR block or a comma-separated list (one address reaches "
+    "one CSMS port over ~28,000 ephemeral ports).",
 )
 @click.option(
     "--duration",
@@ -175,7 +209,8 @@ def run(
     csms_url: str | None,
     stations: int,
     spawn_rate: float,
-    processes: int,
+    processes: int | str,
+    local_ips: str | None,
     duration: str,
     profile_name: str,
     headless: bool,
@@ -234,7 +269,12 @@ def run(
         _warn_open_web_ui(web_host)
     if metrics_port:
         check_port_free("--metrics-port", "127.0.0.1", metrics_port)
-    check_open_files(users, embedded=csms_url is None)
+    if processes == "auto":
+        processes = 0 if csms_url is None else auto_processes(users)
+        click.echo(f"fleet: --processes auto: {processes} worker(s)", err=True)
+    assert isinstance(processes, int)
+    # Each worker holds its share of the stations (Locust spreads users evenly).
+    check_open_files(-(-users // processes) if processes > 0 else users, csms_url is None)
 
     # Until this process exits: a signal from here on stops the run cleanly.
     interrupts = Interrupts().install()
@@ -271,6 +311,8 @@ def run(
     # Locust runs the first load shape the locustfile exports; it exports the one
     # FLEET_SHAPE names (all of them for the web UI's class picker).
     env = {"FLEET_SHAPE": "" if shape == "none" else shape}
+    if local_ips:
+        env[LOCAL_IPS_ENV] = local_ips
     if class_picker:
         cmd += ["--class-picker"]
         env["FLEET_SHAPE"] = "all"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
 import random
 import ssl
@@ -12,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from fleet.engine.limits import LOCAL_IPS_ENV, parse_local_ips
 from fleet.engine.link import StationLink
 from fleet.engine.security import Security, TlsSettings
 from fleet.engine.transfer import TransferRunner
@@ -64,6 +66,7 @@ class Fleet:
         ssl_context: ssl.SSLContext | None = None,
         tls: TlsSettings | None = None,
         time_compression: float = 1.0,
+        local_ips: list[str] | None = None,
         validate_outgoing: bool | None = None,
         connect_grace: float = 10.0,
         clocks: Mapping[str, str] | None = None,
@@ -129,6 +132,12 @@ class Fleet:
         self.heartbeat_scale = self.time_compression if real["heartbeat"] else 1.0
         self.sample_scale = self.time_compression if real["meter_values"] else 1.0
         self.ping_scale = 1.0 if real["ping"] else 1.0 / self.time_compression
+        # Source addresses for the stations' connections, one per station in turn
+        # (``fleet run --local-ips``, passed to the Locust processes as FLEET_LOCAL_IPS):
+        # past the ~28,000 ephemeral ports of one source address (see limits).
+        if local_ips is None and os.environ.get(LOCAL_IPS_ENV):
+            local_ips = parse_local_ips(os.environ[LOCAL_IPS_ENV])
+        self._sources = itertools.cycle(local_ips) if local_ips else None
         # What exists before the first station is the program itself (in a Locust
         # worker: Locust, gevent, Flask...): out of the cyclic GC's sight too (see add).
         gc.freeze()
@@ -182,6 +191,7 @@ class Fleet:
             url,
             ssl_context=self.ssl_context,
             rng=random.Random(self.rng.getrandbits(64)),
+            local_ip=next(self._sources) if self._sources is not None else None,
         )
         if behaviour_factory is not None:
             link.behaviour = behaviour_factory(link)
