@@ -112,11 +112,17 @@ def check_open_files(stations: int, embedded: bool) -> None:
 
 
 def open_csms(
-    profile: Profile, csms_url: str | None, tls: TlsSettings, **options: Any
+    profile: Profile,
+    csms_url: str | None,
+    tls: TlsSettings,
+    station_prefix: str = "CP",
+    stations: int | None = None,
+    **options: Any,
 ) -> tuple[Any, str]:
     """The CSMS the stations connect to: the one at ``csms_url`` (checked reachable), or
-    an embedded reference CSMS (``options`` go to it) that accepts the profile's tags and
-    its Basic auth key. Returns the embedded CSMS (None otherwise) and the URL."""
+    an embedded reference CSMS (``options`` go to it) that accepts the profile's tags of
+    the run's stations (``station_prefix``, numbers 1..``stations``; None: any) and its
+    Basic auth key. Returns the embedded CSMS (None otherwise) and the URL."""
     if csms_url is not None:
         check_csms_url(csms_url, tls=tls)
         return None, csms_url
@@ -124,13 +130,24 @@ def open_csms(
 
     key = profile.config.get("AuthorizationKey") if profile.security_profile == 1 else None
     csms = CsmsThread(
-        accepted_tags=profile.id_tags,
         basic_auth=None if key is None else password_check(str(key)),
+        **tag_options(profile, station_prefix, stations),
         **options,
     )
     url = csms.start()
     click.echo(f"fleet: embedded reference CSMS at {url}", err=True)
     return csms, url
+
+
+def tag_options(profile: Profile, station_prefix: str, stations: int | None) -> dict[str, Any]:
+    """What the reference CSMS needs to accept exactly the profile's idTags of a run's
+    stations (``fleet profiles tags`` lists the same ones) and answer their group."""
+    tags = profile.id_tags
+
+    def accepts(id_tag: str) -> bool:
+        return tags.accepts(id_tag, station_prefix, stations)
+
+    return {"accepts_tag": accepts, "parent_id_tag": tags.parent}
 
 
 def password_check(key: str) -> Any:

@@ -160,7 +160,8 @@ def run(
         peak = max(peak, profile.load.stations)
     check_open_files(peak, embedded=csms_url is None)
 
-    csms, url = open_csms(profile, csms_url, tls)
+    # Web UI: the number of stations is typed in there, so any station's tags go.
+    csms, url = open_csms(profile, csms_url, tls, station_prefix, peak if headless else None)
 
     cmd = locust_command(url, profile, station_prefix, stations, spawn_rate, seed, no_validate, tls)
     cmd += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]

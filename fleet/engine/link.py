@@ -158,6 +158,7 @@ class LinkOwner(Protocol):
     stats: FleetStats
     validate: bool
     validate_outgoing: bool
+    message_ids: str
     security: Security
     time_compression: float
     clock_offset: float
@@ -208,6 +209,7 @@ class StationLink:
             timeout=float(station.config.get_int("WebsocketRequestTimeout"))
             * fleet.time_compression,
             validate=fleet.validate,
+            message_ids=fleet.message_ids,
         )
         self._check_own = fleet.validate_outgoing  # our CALLs too (see Fleet)
         self.state = _IDLE

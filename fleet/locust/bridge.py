@@ -74,6 +74,7 @@ class Bridge:
             seed=self.rng.getrandbits(64),
             tls=tls_settings(opts),
             time_compression=self.time_compression,
+            message_ids=self.profile.message_ids,
         )
         self.fleet.overrides.update(self.overrides)
         self.thread.start()
