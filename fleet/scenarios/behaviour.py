@@ -72,8 +72,6 @@ class Behaviour:
         self.late = 0  # ... that arrived while the previous one was still plugged in
         self._handle: asyncio.TimerHandle | None = None
         self._tag: str | None = None
-        # The badges of this station's drivers: its own (the default) or a shared pool.
-        self.tags = profile.id_tags.for_station(link.station.identity)
         self._stopped = False
 
     # -- scheduling ------------------------------------------------------------
@@ -97,6 +95,10 @@ class Behaviour:
             self._handle = self.loop.call_at(model_time, fn)
         else:
             self._handle = self.clock.call_at_model(model_time, fn)
+
+    def tags(self) -> tuple[str, ...]:
+        """The badges this station's drivers carry: its own (the default) or a shared pool."""
+        return self.profile.id_tags.for_station(self.link.station.identity)
 
     def _do(self, event: Callable[[Station, float], None]) -> None:
         station = self.link.station
@@ -149,7 +151,7 @@ class Behaviour:
         if station.transaction is not None or station.connectors[1].plugged:
             self._after(self.profile.sessions.idle_between, self._arrive)
             return
-        self._tag = self.rng.choice(self.tags)
+        self._tag = self.rng.choice(self.tags())
         station.ev = self.profile.pick_ev(self.rng)
         self._do(lambda s, now: s.plug_in(now))
         self._after(self.profile.sessions.badge_after_plug, self._badge)
@@ -185,7 +187,7 @@ class Behaviour:
             self._after((60.0, 60.0), self._arrive_scheduled)
             return
         self.played += 1
-        self._tag = session.id_tag or self.rng.choice(self.tags)
+        self._tag = session.id_tag or self.rng.choice(self.tags())
         station.ev = self.ev_for(session)
         self._do(lambda s, now: s.plug_in(now))
         self._after(self.profile.sessions.badge_after_plug, self._badge)
