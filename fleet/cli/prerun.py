@@ -6,6 +6,7 @@ start-up of the embedded reference CSMS when no ``--csms`` is given."""
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import socket
 import ssl
@@ -42,8 +43,12 @@ def check_csms_url(url: str, timeout: float = 3.0, tls: TlsSettings | None = Non
         with socket.create_connection((parts.hostname, port), timeout=timeout) as sock:
             if parts.scheme == "wss" and tls is not None and not tls.insecure:
                 _check_certificate(sock, parts.hostname, port, tls)
+    except TimeoutError:
+        raise UsageProblem(
+            f"--csms: cannot reach {parts.hostname}:{port} (no answer within {timeout:g} s)"
+        ) from None
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
         raise UsageProblem(f"--csms: cannot reach {parts.hostname}:{port} ({reason})") from None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import ssl
 import struct
@@ -88,6 +89,26 @@ def _rejection(action: str, payload: dict[str, Any]) -> str | None:
 def _outcome(payload: dict[str, Any]) -> str:
     status = payload.get("status")
     return status if isinstance(status, str) else "Answered"
+
+
+def _connect_error(reason: str, exc: BaseException | None) -> str:
+    """A failed attempt as Locust's failures table shows it: the reason, and the socket
+    error where there is one (``refused: Connection refused``, ``HTTP 401 Unauthorized``).
+    Few distinct texts, so the table groups them."""
+    if reason.startswith("HTTP "):
+        phrase = getattr(getattr(exc, "response", None), "reason_phrase", "")
+        return f"{reason} {phrase}" if isinstance(phrase, str) and phrase else reason
+    if exc is None:
+        return reason
+    detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None)
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, ssl.SSLError):
+        # asyncio's "Connect call failed ('host', port)" says less than the errno's name.
+        detail = os.strerror(exc.errno)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message
+    if not detail:
+        detail = str(exc) or type(exc).__name__
+    return f"{reason}: {detail}"
 
 
 class _BlackHole:
@@ -421,7 +442,10 @@ class StationLink:
         if self.state == _CONNECTING:
             if self.transport is not None:
                 self.transport.abort()
-            self._connect_failed("timeout", None)
+            seconds = self.station.config.get_int("WebsocketConnectionTimeout")
+            self._connect_failed(
+                "timeout", TimeoutError(f"no websocket handshake within {seconds} s")
+            )
 
     def _connect_failed(
         self, reason: str, exc: BaseException | None, *, quiet: bool = False
@@ -431,11 +455,10 @@ class StationLink:
         self.fleet.stats.connect_failures[reason] += 1
         if self._attempt == 0 and not quiet:
             log.warning(
-                "%s: cannot connect to %s (%s: %s)",
+                "%s: cannot connect to %s (%s)",
                 self.station.identity,
                 redact_url(self.url),
-                reason,
-                exc,
+                _connect_error(reason, exc),
             )
         self._retry_later()
 
