@@ -25,7 +25,7 @@ def render(
 ) -> str:
     """The XML document (a ``<testsuites>`` with one ``<testsuite>``)."""
     failures = sum(1 for r in results if not r.passed)
-    seconds = float((summary or {}).get("duration_s") or 0.0)
+    seconds = float((summary or {}).get("wall_s") or 0.0)
     root = ET.Element(
         "testsuites", name=suite, tests=str(len(results)), failures=str(failures), errors="0"
     )
@@ -41,7 +41,7 @@ def render(
     )
     if summary is not None:
         props = ET.SubElement(ts, "properties")
-        for key in ("duration_s", "stations_target"):
+        for key in ("wall_s", "stations_target"):
             if summary.get(key) is not None:
                 ET.SubElement(props, "property", name=key, value=str(summary[key]))
     for r in results:
