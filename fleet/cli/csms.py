@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from fleet.cli.options import UsageProblem
-from fleet.cli.prerun import password_check, tag_options
+from fleet.cli.prerun import password_check, run_stations_options, tag_options
 from fleet.engine.security import tls_reason
 from fleet.scenarios.profile import ProfileError, load
 
@@ -26,18 +26,7 @@ from fleet.scenarios.profile import ProfileError, load
     help="Accept the id tags of this profile (its per-station tags: of the stations named "
     "by --station-prefix and --stations, as `fleet profiles tags` lists them).",
 )
-@click.option(
-    "--station-prefix",
-    default="CP",
-    show_default=True,
-    help="With --profile: the station id prefix of the fleet's run.",
-)
-@click.option(
-    "--stations",
-    type=click.IntRange(min=1),
-    default=None,
-    help="With --profile: accept the tags of stations 1..N only (default: any number).",
-)
+@run_stations_options("With --profile: accept the tags of stations 1..N only (default: any).")
 @click.option(
     "--one-transaction-per-tag",
     is_flag=True,

@@ -9,6 +9,7 @@ import sys
 import click
 
 from fleet.cli.options import UsageProblem
+from fleet.cli.prerun import run_stations_options
 from fleet.scenarios.profile import ProfileError, available, load, station_id
 
 
@@ -46,19 +47,7 @@ def profiles_validate(files: tuple[str, ...]) -> None:
 
 @profiles.command("tags")
 @click.argument("name")
-@click.option(
-    "--stations",
-    "-u",
-    type=click.IntRange(min=1),
-    required=True,
-    help="How many stations the run has (ids PREFIX00001 ..).",
-)
-@click.option(
-    "--station-prefix",
-    default="CP",
-    show_default=True,
-    help="The run's --station-prefix.",
-)
+@run_stations_options("How many stations the run has.", required=True)
 @click.option(
     "--output",
     "-o",

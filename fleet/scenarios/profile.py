@@ -329,6 +329,11 @@ class _Reader:
                 )
         return value
 
+    def choice(self, value: Any, where: str, options: tuple[str, ...]) -> str:
+        if value not in options:
+            raise self.fail(where, f"must be one of {', '.join(options)}, got {value!r}")
+        return str(value)
+
     def number(
         self, value: Any, where: str, minimum: float = 0.0, maximum: float | None = None
     ) -> float:
@@ -374,11 +379,7 @@ class _Reader:
                 "misbehave",
             },
         )
-        behaviour = top.get("behaviour", "sessions")
-        if behaviour not in BEHAVIOURS:
-            raise self.fail(
-                "behaviour", f"must be one of {', '.join(BEHAVIOURS)}, got {behaviour!r}"
-            )
+        behaviour = self.choice(top.get("behaviour", "sessions"), "behaviour", BEHAVIOURS)
         station = self.mapping(
             top.get("station"),
             "station",
@@ -392,12 +393,9 @@ class _Reader:
                 "security",
             },
         )
-        message_ids = station.get("message_ids", "unique")
-        if message_ids not in MESSAGE_IDS:
-            raise self.fail(
-                "station.message_ids",
-                f"must be one of {', '.join(MESSAGE_IDS)}, got {message_ids!r}",
-            )
+        message_ids = self.choice(
+            station.get("message_ids", "unique"), "station.message_ids", MESSAGE_IDS
+        )
         firmware = str(station.get("firmware", "3.0.0"))
         if not 1 <= len(firmware) <= 50:
             raise self.fail("station.firmware", "firmwareVersion is 1..50 characters")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from click.testing import CliRunner
 
 from fleet.cli import cli
 from fleet.cli.prerun import tag_options
+from fleet.csms.ledger import JournaledLedger
 from fleet.csms.server import ReferenceCsms
 from fleet.engine.fleet import Fleet
 from fleet.model.config import ConfigStore
@@ -57,23 +60,28 @@ def export(profile: Profile, stations: int, prefix: str = "CP") -> list[dict[str
     return list(csv.DictReader(io.StringIO(result.output)))
 
 
+async def drive(profile: Profile, stations: int, seconds: float, url: str) -> None:
+    """Stations CP00001.. run the profile's sessions against ``url`` for ``seconds``."""
+    fleet = Fleet(asyncio.get_running_loop(), seed=17)
+    for n in range(1, stations + 1):
+        station = Station(station_id("CP", n), fleet.now(), config=ConfigStore(profile.config))
+        fleet.add(station, url, behaviour.factory(profile, number=n))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    fleet.stop_all()
+
+
 def run_fleet(
     profile: Profile, stations: int, seconds: float, **csms_options: object
 ) -> ReferenceCsms:
-    """Stations CP00001.. run the profile's sessions against a reference CSMS that
-    accepts the run's tags as `fleet run` sets it up; returns the CSMS (stopped)."""
+    """The stations against a reference CSMS that accepts the run's tags as `fleet run`
+    sets it up; returns the CSMS (stopped)."""
 
     async def scenario() -> ReferenceCsms:
         csms = ReferenceCsms(**tag_options(profile, "CP", stations), **csms_options)  # type: ignore[arg-type]
         await csms.start()
-        fleet = Fleet(asyncio.get_running_loop(), seed=17)
-        for n in range(1, stations + 1):
-            station = Station(station_id("CP", n), fleet.now(), config=ConfigStore(profile.config))
-            fleet.add(station, csms.url, behaviour.factory(profile, number=n))
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        fleet.stop_all()
+        await drive(profile, stations, seconds, csms.url)
         await csms.stop()
         return csms
 
@@ -155,3 +163,33 @@ def test_per_station_tags_meet_no_concurrent_tx_where_a_shared_pool_does(
     pool = run_fleet(shared, 8, 6.0, one_transaction_per_tag=True)
     assert pool.ledger.summary()["transactions_concurrent_tx"] > 0
     assert {status for _, _, status in started(pool)} == {"Accepted", "ConcurrentTx"}
+
+
+def test_fleet_csms_takes_a_runs_tags_and_refuses_a_second_transaction_per_tag(
+    tmp_path: Path, free_port: int
+) -> None:
+    """`fleet csms --profile P --stations N --one-transaction-per-tag`, as a user starts
+    it for a fleet on another host; its ledger read back from its journal."""
+    profile = fast_profile(tmp_path, "id_tags: {shared: [ONE]}", name="one-tag")
+    journal = tmp_path / "ledger.jsonl"
+    cmd = [sys.executable, "-m", "fleet", "csms", "--port", str(free_port)]
+    cmd += ["--profile", str(profile.path), "--stations", "3", "--one-transaction-per-tag"]
+    cmd += ["--ledger-journal", str(journal)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "listening" in proc.stdout.readline()
+        asyncio.run(drive(profile, 3, 5.0, f"ws://127.0.0.1:{free_port}/ocpp"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    txs = [
+        (tx.id_tag, tx.status)
+        for record in JournaledLedger.read(str(journal)).snapshot().values()
+        for tx in record.transactions.values()
+    ]
+    assert ("ONE", "Accepted") in txs and ("ONE", "ConcurrentTx") in txs, txs
+
+    own = fast_profile(tmp_path, "id_tags: per-station", name="own")
+    accepts = tag_options(own, "CP", 3)["accepts_tag"]
+    assert [accepts(f"CP0000{n}-T1") for n in (1, 3, 4)] == [True, True, False]
