@@ -4,7 +4,6 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY fleet ./fleet
 COPY locustfiles ./locustfiles
-COPY profiles ./profiles
 RUN pip install --no-cache-dir .
 # Locust's web UI, the master's port for workers, /metrics, the reference CSMS.
 EXPOSE 8089 5557 9646 9000

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck docs bench clean interop-deps
+.PHONY: setup demo test lint typecheck docs bench clean interop-deps test-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,35 @@ $(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
 
 interop-deps: $(if $(NPM),$(INTEROP_STAMP))
 
-test: lint typecheck docs interop-deps
+# Real parts from Debian for the integration tests: a Prometheus server (scrapes a real
+# run: tests/metrics/test_prometheus.py) and Chromium with its driver (the web UI's Fleet
+# tab: tests/e2e/test_fleet_tab.py). Installed here when missing, as root with apt-get;
+# otherwise this says which tests will skip, and why.
+PROMETHEUS   ?= prometheus
+CHROMIUM     ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+APT_GET      ?= apt-get
+AS_ROOT      ?= $(shell [ "$$(id -u)" = 0 ] && echo yes)
+
+test-tools:
+	@missing=""; \
+	command -v $(PROMETHEUS) >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	[ -x $(CHROMEDRIVER) ] || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ] && [ -n "$(AS_ROOT)" ] && command -v $(APT_GET) >/dev/null 2>&1; then \
+		echo "make test: installing$$missing (Debian packages the integration tests run)"; \
+		$(APT_GET) update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends \
+			$$missing >/dev/null || echo "make test: WARNING: apt-get install$$missing failed"; \
+	elif [ -n "$$missing" ]; then \
+		echo "make test: WARNING: missing$$missing, and not root with apt-get to install them:"; \
+		case "$$missing" in *prometheus*) \
+			echo "  tests/metrics/test_prometheus.py will SKIP (apt-get install prometheus)";; esac; \
+		case "$$missing" in *chromium*) \
+			echo "  tests/e2e/test_fleet_tab.py will SKIP (apt-get install chromium chromium-driver)";; esac; \
+	fi
+
+test: lint typecheck docs interop-deps test-tools
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # Benchmarks (not tests): about 9 minutes; BENCH_ARGS=--quick for about 2. Writes

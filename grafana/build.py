@@ -88,6 +88,8 @@ class Q:
     lag_p99 = f"histogram_quantile(0.99, sum by (le) ({rate('fleet_loop_lag_seconds_bucket')}))"
     lag_p50 = f"histogram_quantile(0.5, sum by (le) ({rate('fleet_loop_lag_seconds_bucket')}))"
     lag_worst = f"max({m('fleet_loop_lag_max_seconds')})"
+    hub_lag_p99 = f"histogram_quantile(0.99, sum by (le) ({rate('fleet_hub_lag_seconds_bucket')}))"
+    hub_lag_worst = f"max({m('fleet_hub_lag_max_seconds')})"
     loop_cpu = f"max({m('fleet_loop_cpu_ratio')})"
     connectors = by("status", m("fleet_connectors", 'connector!="0"'))
 
@@ -355,10 +357,14 @@ def overview() -> Any:
                     (Q.lag_p99, "p99"),
                     (Q.lag_p50, "p50"),
                     (Q.lag_worst, "worst since start"),
+                    (Q.hub_lag_p99, "gevent hub p99"),
+                    (Q.hub_lag_worst, "gevent hub worst since start"),
                 ],
                 "How late a 20 ms probe timer runs on the stations' event loop. Every "
                 "round trip includes this lag: past 50 ms (p99) the latency panels "
-                "measure the generator as much as the CSMS; add workers.",
+                "measure the generator as much as the CSMS; add workers. The gevent hub "
+                "lines: how late each Locust process's hub wakes a 20 ms sleeper (a hub "
+                "that lags delays spawning and the heartbeats to the master).",
             ),
             graph(
                 "Generator: loop thread CPU",

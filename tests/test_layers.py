@@ -58,6 +58,9 @@ LAYERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # The click CLI starts Locust as a child process: gevent's monkey-patching stays out
     # of the process that hosts the embedded CSMS.
     "cli": (frozenset({"engine", "scenarios", "reports", "csms", "bench"}), NO_GEVENT),
+    # The built-in profiles (package data) and the script that made their sample trace
+    # with the replay's own generator.
+    "profiles": (frozenset({"scenarios"}), NO_GEVENT),
     # Benchmarks and soak measure the product from the outside; nothing imports them but
     # the CLI's `fleet bench` / `fleet soak`.
     "bench": (

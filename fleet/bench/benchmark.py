@@ -26,8 +26,10 @@ part runs in its own process, so RSS and CPU time are that process's alone:
     completed in the window, for the ``mix`` workload;
   - *own delay at 60 s intervals* (``--hold``): the ``mix`` workload with heartbeats
     every 60 s and meter values every 60 s, for 65 s. **Own delay** is how late the
-    event loop runs what is due: a probe timer due every 5 ms records (time it ran -
-    time it was due). Every message the station handles waits at most that long between
+    event loop runs what is due, measured by the fleet's own lag probe
+    (:class:`fleet.engine.loop.LagProbe`, the one behind ``fleet_loop_lag_seconds``
+    and the Fleet tab): a timer due every 20 ms records (time it ran - time it was
+    due). Every message the station handles waits at most that long between
     the kernel having it and the station acting on it (a CALLRESULT sits in the socket
     buffer until the loop gets to it; a due Heartbeat waits for its timer), so the
     station's share of any round trip it measures is at most the probe's lag plus the
@@ -66,6 +68,8 @@ from pathlib import Path
 from typing import Any
 
 from fleet.engine.limits import HEADROOM, raise_open_file_limit, stations_problem
+from fleet.engine.loop import LagProbe
+from fleet.metrics.stats import FleetStats, lag_totals
 
 TARGETS = {
     "cpu_us_per_exchange": 60.0,
@@ -97,25 +101,30 @@ def free_port() -> int:
 # -- the event-loop lag probe ----------------------------------------------------------
 
 
-class LagProbe:
-    """A timer due every ``period`` seconds that records how late it runs (measured
-    with perf_counter: uvloop's own clock has millisecond steps), and the cyclic
-    GC's pauses meanwhile (they hold the GIL: the usual cause of a long lag)."""
+class OwnDelay:
+    """The fleet's own :class:`fleet.engine.loop.LagProbe` (what ``fleet_loop_lag_seconds``,
+    the Fleet tab and the run summary show) on counters of its own, one window at a
+    time, plus the cyclic GC's pauses meanwhile (they hold the GIL: the usual cause of
+    a long lag, which the probe alone cannot name).
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, period: float = 0.005) -> None:
+    Its result (``loop_lag`` of the boot storm, ``own_delay`` of the hold): ``samples``
+    (probes), ``max_ms`` (the worst lateness, exact), ``p99_ms`` (an upper bound: the
+    bound of the histogram bucket holding the p99, or the worst where that is lower,
+    as in the summary's ``generator`` block), ``gc_pause_max_ms``, ``gc_seconds``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.period = period
-        self.lags: list[float] = []
+        self.stats = FleetStats()
         self.gc_pauses: list[float] = []
-        self._handle: asyncio.TimerHandle | None = None
-        self._due = 0.0
+        self._probe: LagProbe | None = None
         self._gc_started = 0.0
 
     def start(self) -> None:
-        self.lags, self.gc_pauses = [], []
+        """A fresh window; call on the loop (the probe's CPU clock is per thread)."""
+        self.stats, self.gc_pauses = FleetStats(), []
         gc.callbacks.append(self._gc)
-        self._due = time.perf_counter() + self.period
-        self._handle = self.loop.call_later(self.period, self._tick)
+        self._probe = LagProbe(self.loop, self.stats)
+        self._probe.start()
 
     def _gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -123,32 +132,19 @@ class LagProbe:
         else:
             self.gc_pauses.append(time.perf_counter() - self._gc_started)
 
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.lags.append(max(0.0, now - self._due))
-        self._due = now + self.period
-        self._handle = self.loop.call_later(self.period, self._tick)
-
     def stop(self) -> dict[str, Any]:
-        if self._handle is not None:
-            self._handle.cancel()
+        if self._probe is not None:
+            self._probe.stop()
         if self._gc in gc.callbacks:
             gc.callbacks.remove(self._gc)
-        summary = lag_summary(self.lags)
-        summary["gc_pause_max_ms"] = round(max(self.gc_pauses, default=0.0) * 1000, 2)
-        summary["gc_seconds"] = round(sum(self.gc_pauses), 3)
-        return summary
-
-
-def lag_summary(lags: list[float]) -> dict[str, Any]:
-    if not lags:
-        return {"samples": 0, "max_ms": None, "p99_ms": None}
-    ordered = sorted(lags)
-    return {
-        "samples": len(ordered),
-        "max_ms": round(ordered[-1] * 1000, 2),
-        "p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 2),
-    }
+        lag = lag_totals(self.stats)
+        return {
+            "samples": lag["samples"],
+            "max_ms": lag["lag_max_ms"],
+            "p99_ms": lag["lag_p99_ms"],
+            "gc_pause_max_ms": round(max(self.gc_pauses, default=0.0) * 1000, 2),
+            "gc_seconds": round(sum(self.gc_pauses), 3),
+        }
 
 
 # -- one engine run (its own process) ----------------------------------------------------
@@ -173,7 +169,7 @@ class EngineRun:
         self.seconds = seconds
         self.loop = asyncio.get_running_loop()
         self.fleet = Fleet(self.loop, keep_samples=False, seed=1, validate=validate)
-        self.probe = LagProbe(self.loop)
+        self.probe = OwnDelay(self.loop)
         self.fast = 1 if n <= 5000 else 2  # seconds between messages per station
 
     def exchanges(self) -> int:
@@ -260,7 +256,7 @@ class EngineRun:
         gc.collect()
         ex0, cpu0, wall0 = self.exchanges(), cpu_seconds(), time.monotonic()
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
-        # No lag probe here: its 200 wake-ups a second would be counted as the fleet's.
+        # No lag probe here: its 50 wake-ups a second would be counted as the fleet's.
         await asyncio.sleep(self.seconds)
         ex1, cpu1, wall1 = self.exchanges(), cpu_seconds(), time.monotonic()
         ru1 = resource.getrusage(resource.RUSAGE_SELF)

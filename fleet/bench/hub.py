@@ -7,12 +7,12 @@ handshakes, BootNotifications and StatusNotifications on the fleet's event loop,
 its own OS thread, while the gevent hub runs Locust's own greenlets (spawning the
 users, heartbeats to the master, stats reports) in the same process.
 
-Measured (see fleet.bench.hub_locustfile): the worker's hub lag (a greenlet due every
-10 ms), the largest gap between two heartbeats the master answered, heartbeats
-missed by that count (a gap of g seconds misses round(g) - 1 of the 1 s beats), and
-the master's own verdict: the lines "failed to send heartbeat" it logs when a worker
-stays silent for 3 beats. This module does not import locust (that would monkey-patch
-the calling process); it starts ``locust`` as child processes.
+Measured (see fleet.bench.hub_locustfile): the worker's hub lag (the fleet's own hub
+probe, a greenlet due every 20 ms), the largest gap between two heartbeats the master
+answered, heartbeats missed by that count (a gap of g seconds misses round(g) - 1 of
+the 1 s beats), and the master's own verdict: the lines "failed to send heartbeat" it
+logs when a worker stays silent for 3 beats. This module does not import locust (that
+would monkey-patch the calling process); it starts ``locust`` as child processes.
 """
 
 from __future__ import annotations
@@ -95,16 +95,16 @@ def _results(out: Path, stations: int, seconds: float) -> dict[str, Any]:
     beats = next(iter(m.get("heartbeats", {}).values()), [])
     gaps = [b - a for a, b in itertools.pairwise(beats)]
     missed = sum(max(0, round(g) - 1) for g in gaps)
-    lags: list[float] = w.get("lags", [])
     return {
         "stations": stations,
         "seconds": seconds,
         "booted": w.get("booted"),
         "boot_seconds": round(w["boot_seconds"], 2) if w.get("boot_seconds") else None,
+        # fleet_hub_lag_seconds of the worker: p99 an upper bound (its bucket's).
         "hub_lag": {
-            "samples": w.get("lag_samples"),
-            "max_ms": round(max(lags) * 1000, 1) if lags else None,
-            "p99_ms": round(w["lag_p99"] * 1000, 2) if w.get("lag_p99") is not None else None,
+            "samples": w.get("hub_samples"),
+            "max_ms": w.get("hub_lag_max_ms"),
+            "p99_ms": w.get("hub_lag_p99_ms"),
         },
         "gc_pause_max_ms": round(w.get("gc_pause_max", 0.0) * 1000, 1),
         "master_heartbeats": len(beats),

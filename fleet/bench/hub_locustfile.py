@@ -1,10 +1,12 @@
 """The locustfile of the gevent-hub check (see fleet.bench.hub): the fleet's own
 ``ChargeProUser`` plus probes, written to ``$FLEET_BENCH_OUT/<role>.json``.
 
-* worker: a greenlet due every 10 ms records how late the hub wakes it (the hub is
-  "starved" when something holds it: a late wake-up is exactly the delay Locust's
-  heartbeat greenlet would see), the gaps between the master's heartbeat replies,
-  and when the fleet's stations are all booted;
+* worker: how late the hub wakes a sleeping greenlet (the hub is "starved" when
+  something holds it: a late wake-up is exactly the delay Locust's heartbeat greenlet
+  would see), as the fleet itself measures it in every Locust process
+  (:class:`fleet.locust.generator.HubProbe`, ``fleet_hub_lag_seconds``: one
+  measurement for bench and metrics), the gaps between the master's heartbeat
+  replies, and when the fleet's stations are all booted;
 * master: the time of every heartbeat it answers, per worker.
 
 Each file is rewritten twice a second, so it holds the latest numbers whenever the
@@ -26,12 +28,12 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from fleet.locust.user import ChargeProUser
+from fleet.metrics.stats import lag_totals
 
 __all__ = ["ChargeProUser"]
 
 OUT = Path(os.environ.get("FLEET_BENCH_OUT", "."))
 STATIONS = int(os.environ.get("FLEET_BENCH_STATIONS", "0"))
-PERIOD = 0.01
 
 
 def _write(name: str, data: dict[str, Any]) -> None:
@@ -43,7 +45,7 @@ def _write(name: str, data: dict[str, Any]) -> None:
 class WorkerProbe:
     def __init__(self, environment: Environment) -> None:
         self.env = environment
-        self.lags: list[float] = []
+        self.hub: dict[str, Any] = {}
         self.heartbeats: list[float] = []
         self.test_start: float | None = None
         self.all_booted: float | None = None
@@ -53,7 +55,6 @@ class WorkerProbe:
         gc.callbacks.append(self._gc)
         events.heartbeat_received.add_listener(self._heartbeat)
         events.test_start.add_listener(self._started)
-        gevent.spawn(self._probe)
         gevent.spawn(self._report)
 
     def _gc(self, phase: str, info: dict[str, Any]) -> None:
@@ -70,13 +71,6 @@ class WorkerProbe:
         if self.test_start is None:
             self.test_start = time.monotonic()
 
-    def _probe(self) -> None:
-        clock = time.perf_counter
-        while True:
-            t = clock()
-            gevent.sleep(PERIOD)
-            self.lags.append(clock() - t - PERIOD)
-
     def _report(self) -> None:
         from fleet.locust import current
 
@@ -84,6 +78,7 @@ class WorkerProbe:
             gevent.sleep(0.5)
             running = current.running()
             if running is not None:
+                self.hub = lag_totals(running.stats)
                 # The most at once: the stations stop (and count down) at the end.
                 self.booted = max(self.booted, running.stats.boot_status["Accepted"])
                 if self.all_booted is None and STATIONS and self.booted >= STATIONS:
@@ -92,9 +87,9 @@ class WorkerProbe:
             _write(
                 "worker",
                 {
-                    "lags": sorted(self.lags)[-200:],
-                    "lag_samples": len(self.lags),
-                    "lag_p99": sorted(self.lags)[int(len(self.lags) * 0.99)] if self.lags else None,
+                    "hub_samples": self.hub.get("hub_samples"),
+                    "hub_lag_max_ms": self.hub.get("hub_lag_max_ms"),
+                    "hub_lag_p99_ms": self.hub.get("hub_lag_p99_ms"),
                     "gc_pause_max": max(self.gc_pauses, default=0.0),
                     "heartbeats": len(self.heartbeats),
                     "heartbeat_gap_max": max(gaps, default=None),

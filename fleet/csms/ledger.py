@@ -513,6 +513,12 @@ class Ledger:
             stations = self._stations.values()
             txs = [tx for record in stations for tx in record.transactions.values()]
             stopped = [tx for tx in txs if tx.stopped]
+            stopped_wh = sum(tx.energy_wh or 0 for tx in stopped)
+            running_wh = sum(
+                max(0.0, self._last_energy[tx.transaction_id] - tx.meter_start)
+                for tx in txs
+                if not tx.stopped and tx.transaction_id in self._last_energy
+            )
             by_action: dict[str, int] = {}
             for record in stations:
                 for action, count in record.messages.items():
@@ -530,7 +536,12 @@ class Ledger:
                 # StartTransactions answered ConcurrentTx: the idTag was in another
                 # transaction (a CSMS allowing one per tag; see one_transaction_per_tag).
                 "transactions_concurrent_tx": sum(tx.status == "ConcurrentTx" for tx in txs),
-                "energy_wh": sum(tx.energy_wh or 0 for tx in stopped),
+                # Stopped transactions: meterStop - meterStart. Running ones add their last
+                # MeterValues energy reading - meterStart: a run that ends with sessions
+                # under way (most do) delivered energy the first figure cannot show.
+                "energy_stopped_wh": stopped_wh,
+                "energy_metered_wh": stopped_wh + running_wh,
+                "energy_wh": stopped_wh,  # the name before both existed: stopped only
                 "meter_value_samples": sum(r.meter_value_samples for r in stations),
                 "messages_total": sum(by_action.values()),
                 "messages_by_action": dict(sorted(by_action.items())),

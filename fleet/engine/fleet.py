@@ -54,6 +54,7 @@ class Fleet:
         tls: TlsSettings | None = None,
         time_compression: float = 1.0,
         validate_outgoing: bool | None = None,
+        connect_grace: float = 10.0,
         message_ids: str = "unique",
     ) -> None:
         """``time_compression``: the model's clock runs this many times faster than the
@@ -61,6 +62,11 @@ class Fleet:
         scenario schedules are in model time; network timeouts (the RPC timeout, scaled
         here so it stays WebsocketRequestTimeout real seconds), round trips reported to
         Locust and Prometheus, pings and reconnect backoff stay in real seconds.
+
+        ``connect_grace``: real seconds a station may take to connect after it starts;
+        one still not connected then, or whose attempt failed before, counts in
+        ``stats.stations_never_connected`` until it connects (a headless run fails on
+        it: the CSMS was not exercised).
 
         ``tls``: CA store, client certificate(s) and the insecure opt-out for every
         station's wss:// connections (see :mod:`fleet.engine.security`). ``ssl_context``,
@@ -87,6 +93,7 @@ class Fleet:
         # built at the first connection that needs it and shared by all stations.
         self.security = Security(self.tls, ssl_context=ssl_context)
         self.links: dict[str, StationLink] = {}
+        self.connect_grace = float(connect_grace)
         # Run-wide knobs from the command line / web UI for the scenario directors
         # (e.g. "offline_share", "fault_rate"); None or absent: the profile's value.
         self.overrides: dict[str, Any] = {}

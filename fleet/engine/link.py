@@ -64,6 +64,10 @@ BACKOFF_CAP = 60.0
 
 _IDLE, _CONNECTING, _OPEN, _REBOOTING, _STOPPED, _STANDALONE = range(6)
 
+CONNECT = "connect"
+"""The sample name of a connection attempt (TCP, TLS and the websocket handshake): no
+OCPP action is lower-case, so the sample outlet can tell it from an exchange."""
+
 CUT_MODES = ("drop", "refuse", "tls", "hang")
 """How :meth:`StationLink.cut` takes the CSMS away: ``drop`` closes the socket and
 connecting fails as the network being unreachable; ``refuse`` closes it and connections
@@ -184,6 +188,7 @@ class LinkOwner(Protocol):
     time_compression: float
     clock_offset: float
     t0: float
+    connect_grace: float
 
     def now(self) -> float: ...
 
@@ -251,6 +256,11 @@ class StationLink:
         self._lost_reason: str | None = None  # why we are dropping an open connection
         self._attempt = 0
         self._ever_connected = False
+        self._attempt_at = 0.0  # loop time the connection attempt under way began
+        # Counted in stats.stations_never_connected: started connect_grace ago, no
+        # connection yet (the handle of that check while it is pending).
+        self._overdue = False
+        self._grace_timer: asyncio.TimerHandle | None = None
         self._boot_status: str | None = None
         self._auth: str | None = None  # this connection's Authorization header; never logged
         self._security_reported: str | None = None  # one security event per failure streak
@@ -270,7 +280,29 @@ class StationLink:
         stats.stations_started += 1
         for conn in self.station.connectors:
             stats.connectors[(conn.connector_id, conn.status)] += 1
+        self._grace_timer = self.fleet.loop.call_later(self.fleet.connect_grace, self._grace_over)
         self._connect()
+
+    def _grace_over(self) -> None:
+        self._grace_timer = None
+        self._not_connecting()
+
+    def _not_connecting(self) -> None:
+        """The station has not connected since it started, and an attempt failed or its
+        grace period is over (an attempt still under way then is not a slow start, it is
+        a CSMS not taking it): it counts in ``stations_never_connected`` (a headless run
+        fails on it) until it connects or stops."""
+        if not self._overdue and self.state != _STOPPED and not self._ever_connected:
+            self._overdue = True
+            self.fleet.stats.stations_never_connected += 1
+
+    def _not_overdue(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+        if self._overdue:
+            self._overdue = False
+            self.fleet.stats.stations_never_connected -= 1
 
     def stop(self) -> None:
         """Take the station offline cleanly (close frame 1000) and forget it."""
@@ -295,6 +327,7 @@ class StationLink:
             transport.close()
         if was_open:
             self._went_offline()
+        self._not_overdue()
         stats = self.fleet.stats
         stats.stations_started -= 1
         for conn in self.station.connectors:
@@ -318,6 +351,7 @@ class StationLink:
         self.fleet.loop.create_task(self._open())
 
     async def _open(self) -> None:
+        self._attempt_at = self.fleet.loop.time()
         config = self.station.config
         supervision_url = config.get("SupervisionUrl")
         self.url = f"{supervision_url}/{config.get('BoxIdentifier')}"
@@ -452,7 +486,11 @@ class StationLink:
     ) -> None:
         if self.state != _CONNECTING:
             return
-        self.fleet.stats.connect_failures[reason] += 1
+        fleet = self.fleet
+        fleet.stats.connect_failures[reason] += 1
+        if self.cut_mode is None:  # a simulated network cut is no failure of the CSMS
+            fleet.sample(CONNECT, self._attempt_seconds(), 0, _connect_error(reason, exc))
+            self._not_connecting()
         if self._attempt == 0 and not quiet:
             log.warning(
                 "%s: cannot connect to %s (%s)",
@@ -461,6 +499,9 @@ class StationLink:
                 _connect_error(reason, exc),
             )
         self._retry_later()
+
+    def _attempt_seconds(self) -> float:
+        return max(0.0, self.fleet.loop.time() - self._attempt_at) if self._attempt_at else 0.0
 
     def _retry_later(self) -> None:
         if self.state == _STOPPED:
@@ -575,7 +616,10 @@ class StationLink:
         self.state = _OPEN
         self._attempt = 0
         self._security_reported = None
-        stats = self.fleet.stats
+        fleet = self.fleet
+        fleet.sample(CONNECT, self._attempt_seconds(), 0, None)
+        self._not_overdue()
+        stats = fleet.stats
         stats.stations_connected += 1
         if self._ever_connected:
             stats.reconnects += 1

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fleet.metrics.stats import FleetStats
+from fleet.metrics.stats import FleetStats, Histogram
 
 LAG_PERIOD = 0.02
 """Seconds between two probe timers: 50 samples a second, a few microseconds of CPU
@@ -62,7 +62,9 @@ class LagProbe:
     thread only: the probe runs on the loop thread) in ``stats.loop_cpu_ratio``; near 1
     the thread is saturated and the lag grows with the load.
 
-    The same measurement as ``fleet bench``'s own-delay probe, into the fleet's metrics.
+    ``fleet bench`` runs this same probe (on its own FleetStats) for its own-delay
+    figures, and the gevent hub's probe (fleet.locust.generator) judges lateness with
+    :func:`lateness`: bench, Fleet tab and metrics measure one thing.
     """
 
     def __init__(
@@ -104,14 +106,34 @@ class LagProbe:
         lag = max(0.0, now - self._due)
         self._due = now + self.period
         stats = self.stats
-        stats.loop_lag.observe(lag)
-        if lag > stats.loop_lag_max:
-            stats.loop_lag_max = lag
+        stats.loop_lag_max = lateness(stats.loop_lag, stats.loop_lag_max, lag)
         if self._window is not None:
             since, cpu_since = self._window
             if now - since >= CPU_WINDOW:
                 stats.loop_cpu_ratio = min(1.0, max(0.0, (cpu - cpu_since) / (now - since)))
                 self._window = (now, cpu)
+
+
+def lateness(hist: Histogram, worst: float, lag: float) -> float:
+    """Record one probe's lateness ``lag`` in ``hist``; the new worst lateness."""
+    hist.observe(lag)
+    return lag if lag > worst else worst
+
+
+def stall(loop: asyncio.AbstractEventLoop, seconds: float, every: float = 1.0) -> None:
+    """Diagnostic: block ``loop`` for ``seconds`` once every ``every`` seconds, from now.
+
+    A deliberate, exactly known lag, to see the generator's warnings, the summary's
+    ``latency_suspect`` and the ``generator_lag_p99`` SLO act (``--fleet-diag-loop-stall``)
+    without having to overload a machine, which no test can do deterministically. The
+    thread sleeps (it does not spin): the GIL is free, so only this loop is late, as
+    when its thread is starved of CPU. Call it on the loop thread."""
+
+    def block() -> None:
+        time.sleep(seconds)
+        loop.call_later(every, block)
+
+    loop.call_later(every, block)
 
 
 class LoopThread:

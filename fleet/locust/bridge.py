@@ -19,6 +19,7 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from fleet.engine.fleet import Fleet
+from fleet.engine.link import CONNECT
 from fleet.engine.loop import LoopThread
 from fleet.engine.security import TlsSettings
 from fleet.locust import current, distributed, misbehave
@@ -32,11 +33,19 @@ from fleet.scenarios.profile import Profile
 log = logging.getLogger("fleet.locust")
 
 REQUEST_TYPE = "OCPP"
+CONNECT_TYPE = "WS"
+"""Connection attempts (TCP, TLS, websocket handshake) are Locust requests ``WS connect``:
+a failed one names the HTTP status or socket error, a successful one its handshake time.
+They are rare (one per connection), so the cost is nothing beside the exchanges."""
 DRAIN_EVERY = 0.05
 
 
 class OcppFailure(Exception):
     """How a failed exchange shows in Locust's failure table (grouped by message)."""
+
+
+class ConnectFailure(Exception):
+    """How a failed connection attempt shows there: the HTTP status or socket error."""
 
 
 class Bridge:
@@ -74,6 +83,7 @@ class Bridge:
             seed=self.rng.getrandbits(64),
             tls=tls_settings(opts),
             time_compression=self.time_compression,
+            connect_grace=_float_or_none(getattr(opts, "fleet_connect_grace", None)) or 10.0,
             message_ids=self.profile.message_ids,
         )
         self.fleet.overrides.update(self.overrides)
@@ -189,12 +199,14 @@ class Bridge:
             while samples:
                 action, seconds, size, error = pop()
                 exc = None
+                connect = action == CONNECT
                 if error is not None:
                     exc = self._failures.get(error)
                     if exc is None:
-                        exc = self._failures[error] = OcppFailure(error)
+                        kind = ConnectFailure if connect else OcppFailure
+                        exc = self._failures[error] = kind(error)
                 fire(
-                    request_type=REQUEST_TYPE,
+                    request_type=CONNECT_TYPE if connect else REQUEST_TYPE,
                     name=action,
                     response_time=seconds * 1000.0,
                     response_length=size,
@@ -289,6 +301,13 @@ def add_arguments(parser: Any) -> None:
     )
     group = parser.add_argument_group("chargepro-fleet")
     group.add_argument("--fleet-station-prefix", default="CP", help="Station id prefix")
+    group.add_argument(
+        "--fleet-connect-grace",
+        type=float,
+        default=10.0,
+        help="Seconds a station may take to connect after it starts; later, it counts as "
+        "never connected (a headless fleet run fails on it)",
+    )
     group.add_argument(
         "--fleet-metrics-port",
         type=int,

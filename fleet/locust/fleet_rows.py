@@ -8,7 +8,7 @@ from typing import Any
 
 from fleet.model.connector import STATUSES
 from fleet.model.faults import BY_VENDOR_CODE
-from fleet.reports.html import LAG_KEY
+from fleet.reports.html import LAG_ADVICE, LAG_KEY, ms_text
 
 _EXTRAS = (
     ("stations_started", "Stations started"),
@@ -27,7 +27,19 @@ def fleet_rows(totals: Mapping[str, Any]) -> list[dict[str, str]]:
     connectors change state; statuses the model never produces but a future one might
     are appended.
     """
-    rows: list[tuple[str, str]] = [
+    rows: list[tuple[str, str]] = []
+    generator: Mapping[str, Any] = totals.get("generator") or {}
+    limit = generator.get("lag_threshold_ms")
+    recent = generator.get("recent_lag_p99_ms")
+    if generator.get("lag_warning"):
+        # First, so it shows above the numbers while the generator is the bottleneck.
+        rows.append(
+            (
+                "WARNING: generator lag",
+                f"p99 {ms_text(recent)} > {ms_text(limit)}: {LAG_ADVICE}",
+            )
+        )
+    rows += [
         ("Stations connected", _count(totals.get("stations_connected", 0))),
         ("Transactions active", _count(totals.get("transactions_active", 0))),
         ("Energy delivered", f"{float(totals.get('energy_wh', 0.0)) / 1000:,.3f} kWh"),
@@ -43,6 +55,12 @@ def fleet_rows(totals: Mapping[str, Any]) -> list[dict[str, str]]:
     rows += [(label, _count(totals[key])) for key, label in _EXTRAS if key in totals]
     callerrors: Mapping[str, int] = totals.get("callerrors") or {}
     rows += [(f"CALLERROR: {code}", _count(n)) for code, n in sorted(callerrors.items()) if n]
+    if generator:
+        rows += [
+            ("Generator lag p99, last 10 s", ms_text(recent)),
+            ("Generator lag p99, whole run", ms_text(generator.get("lag_p99_ms"))),
+            ("Gevent hub lag p99, whole run", ms_text(generator.get("hub_lag_p99_ms"))),
+        ]
     # Locust's table sorts rows by "name" (a hidden column here), so it carries the order.
     return [{"name": f"{i:03d}", "metric": m, "value": v} for i, (m, v) in enumerate(rows)]
 
@@ -80,8 +98,8 @@ _SAMPLED = (
     "offline_queue_depth",
     "reconnects",
     "timeouts",
-    LAG_KEY,  # present once the loop-lag measurement feeds fleet_totals
 )
+_SAMPLED_LAG = ("recent_lag_p99_ms", "lag_threshold_ms")
 
 
 def sample(t: float, totals: Mapping[str, Any], time_compression: float = 1.0) -> dict[str, Any]:
@@ -90,6 +108,9 @@ def sample(t: float, totals: Mapping[str, Any], time_compression: float = 1.0) -
     into rates, and the model clock's speed-up (charging power is per model hour)."""
     out: dict[str, Any] = {"t": round(t, 3)}
     out.update({k: totals[k] for k in _SAMPLED if k in totals})
+    generator: Mapping[str, Any] = totals.get(LAG_KEY) or {}
+    if generator.get("recent_lag_p99_ms") is not None:
+        out[LAG_KEY] = {k: generator[k] for k in _SAMPLED_LAG if k in generator}
     out["connectors"] = {k: v for k, v in (totals.get("connectors") or {}).items() if v}
     if time_compression != 1.0:
         out["time_compression"] = time_compression

@@ -30,7 +30,16 @@ from prometheus_client.core import Metric
 from fleet.locust import current
 from fleet.metrics import exporter
 from fleet.metrics.exporter import StationRow
-from fleet.metrics.stats import GAUGES, FleetStats, Snapshot, lag_totals, merge, snapshot
+from fleet.metrics.stats import (
+    GAUGES,
+    LAG_THRESHOLD,
+    FleetStats,
+    LagWatch,
+    Snapshot,
+    lag_totals,
+    merge,
+    snapshot,
+)
 
 log = logging.getLogger("fleet.locust")
 
@@ -119,6 +128,8 @@ class Aggregator:
         self.env = environment
         self.latest: dict[str, Snapshot] = {}
         self.stations: dict[str, list[Any]] = {}
+        # The master's own measurements (its gevent hub's lag), summed in like a worker.
+        self.own = FleetStats()
 
     def on_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         part = data.get(REPORT_KEY)
@@ -143,6 +154,7 @@ class Aggregator:
             if client_id not in present:
                 snap = {name: v for name, v in snap.items() if name not in GAUGES}
             snaps.append(snap)
+        snaps.append(snapshot(self.own))
         return merge(snaps)
 
     def families(self) -> Iterator[Metric]:
@@ -168,6 +180,16 @@ def _local_stats(environment: Environment) -> FleetStats:
     """This process's fleet now (the web UI's start form may have replaced it)."""
     running = current.of(environment)
     return FleetStats() if running is None else running.stats
+
+
+def own_stats(environment: Environment) -> FleetStats | None:
+    """Where this process's own measurements go (the gevent hub's lag): its fleet's
+    stats, a master's own part of the sum; None before a fleet exists."""
+    aggregator = _aggregators.get(id(environment))
+    if aggregator is not None and aggregator.env is environment:
+        return aggregator.own
+    running = current.of(environment)
+    return None if running is None else running.stats
 
 
 def _local_families(environment: Environment, per_station: bool) -> Iterator[Metric]:
@@ -275,6 +297,7 @@ def fleet_totals(environment: Environment) -> dict[str, Any]:
     return {
         "stations_connected": stats.stations_connected,
         "stations_started": stats.stations_started,
+        "stations_never_connected": stats.stations_never_connected,
         "connectors": connectors,
         "transactions_active": stats.transactions_active,
         "energy_wh": stats.energy_wh,
@@ -290,8 +313,38 @@ def fleet_totals(environment: Environment) -> dict[str, Any]:
         "transactions_started": stats.transactions_started,
         "transactions_stopped": stats.transactions_stopped,
         "connect_failures": {k: v for k, v in list(stats.connect_failures.items()) if v},
-        "generator": lag_totals(stats),
+        "generator": _generator(environment, stats),
     }
+
+
+def lag_threshold(environment: Environment) -> float:
+    """``--fleet-lag-threshold`` (milliseconds) in seconds; the default without it."""
+    opts = environment.parsed_options
+    ms = getattr(opts, "fleet_lag_threshold", None) if opts is not None else None
+    return float(ms) / 1000 if isinstance(ms, int | float) and ms > 0 else LAG_THRESHOLD
+
+
+_watches: dict[int, tuple[Environment, LagWatch]] = {}
+
+
+def lag_watch(environment: Environment) -> LagWatch:
+    """This environment's lag watch: the lag monitor (fleet.locust.generator) feeds it,
+    the totals show what it found."""
+    found = _watches.get(id(environment))
+    if found is None or found[0] is not environment:
+        found = _watches[id(environment)] = (environment, LagWatch(lag_threshold(environment)))
+    return found[1]
+
+
+def _generator(environment: Environment, stats: FleetStats) -> dict[str, Any]:
+    """The generator's lag (:func:`lag_totals`) against ``--fleet-lag-threshold``, with
+    the recent p99 and its warning once the monitor has looked."""
+    out = lag_totals(stats, lag_threshold(environment))
+    watch = lag_watch(environment)
+    if watch.recent_ms is not None:
+        out["recent_lag_p99_ms"] = watch.recent_ms
+        out["lag_warning"] = watch.above
+    return out
 
 
 def _sum(values: Iterable[int]) -> int:

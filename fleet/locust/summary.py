@@ -5,8 +5,10 @@ how the results come back, as JSON files the parent reads (see
 :mod:`fleet.reports.summary` for the layout):
 
 - ``--fleet-summary-json PATH``: at the end (Locust's ``quitting``), the master or a
-  standalone process writes the run summary: Locust's own statistics per action
-  (counts, failures, percentiles, rps), its failures grouped by OCPP error, and the
+  standalone process writes the run summary: Locust's own statistics per request
+  (counts, failures, percentiles, rps; OCPP exchanges by action, and every other type
+  with its type in front: ``WS connect``, ``MISBEHAVE schema``, so the summary's total
+  is Locust's Aggregated row), its failures grouped by error, and the
   fleet's totals (:func:`fleet.locust.metrics.fleet_totals`, summed over workers on a
   master), and the fleet's totals sampled over the run (``history``). The parent adds
   the ledger and the SLO verdicts.
@@ -66,6 +68,15 @@ def _arguments(parser: Any, **_: Any) -> None:
     )
 
 
+_notes: dict[int, dict[str, Any]] = {}
+
+
+def note(environment: Environment, key: str, value: Any) -> None:
+    """Something the run's summary must carry besides the numbers (why it stopped
+    early: ``aborted``); written into the summary file at the end."""
+    _notes.setdefault(id(environment), {})[key] = value
+
+
 def setup(environment: Environment) -> None:
     """Called once per process from the locustfile's init hook: arm the summary, and
     the console line with the run's wall time (on the master or a standalone process)."""
@@ -112,6 +123,7 @@ def setup(environment: Environment) -> None:
                 report.jsonable({k: v for k, v in at_stop.items() if k not in COUNTERS})
             )
             data[HISTORY_KEY] = recording.history.samples()
+            data.update(report.jsonable(_notes.get(id(environment), {})))
             report.write(data, path)
         except Exception:  # a report must never turn a finished run into a traceback
             log.exception("could not write the summary to %s", path)
@@ -143,6 +155,13 @@ class RunClock:
 # -- snapshots of Locust's statistics -------------------------------------------
 
 
+def row_name(request_type: str, name: str) -> str:
+    """A summary row's name: an OCPP exchange by its action (``BootNotification``), any
+    other request with its Locust type in front (``WS connect``, ``MISBEHAVE schema``).
+    Every type is in the summary, so its ``total`` is Locust's Aggregated row."""
+    return name if request_type == REQUEST_TYPE else f"{request_type} {name}"
+
+
 @dataclass
 class Snapshot:
     """Locust's cumulative statistics and the fleet's totals at one moment."""
@@ -161,9 +180,7 @@ def snapshot(environment: Environment, exact: bool = False) -> Snapshot:
     stats = environment.stats
     groups: dict[str, report.Group] = {}
     for (name, method), entry in list(stats.entries.items()):
-        if method != REQUEST_TYPE:
-            continue
-        groups[name] = report.Group(
+        groups[row_name(method, name)] = report.Group(
             requests=entry.num_requests,
             failures=entry.num_failures,
             total_ms=float(entry.total_response_time),
@@ -175,9 +192,7 @@ def snapshot(environment: Environment, exact: bool = False) -> Snapshot:
         )
     errors: dict[tuple[str, str], int] = {}
     for err in list(stats.errors.values()):
-        if err.method != REQUEST_TYPE:
-            continue
-        key = (err.name, report.error_text(err.error))
+        key = (row_name(err.method, err.name), report.error_text(err.error))
         errors[key] = errors.get(key, 0) + err.occurrences
     return Snapshot(time.time(), groups, errors, dict(fleet_totals(environment)))
 
@@ -236,7 +251,6 @@ COUNTERS = frozenset(
         "callerrors",
         "timeouts",
         "reconnects",
-        "stations_started",
         "schema_violations",
         "offline_messages_delivered",
         "connect_failures",

@@ -19,17 +19,20 @@ from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, distributed, metrics, summary, webui
+from fleet.locust import bridge, distributed, generator, live, metrics, process, summary, webui
+from fleet.locust import host as csms_host
 from fleet.scenarios.profile import ProfileError
 
 
 @events.init_command_line_parser.add_listener
 def _arguments(parser: Any, **_: Any) -> None:
     bridge.add_arguments(parser)
+    live.add_arguments(parser)
 
 
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
+    process.setup()  # native logging locks, a quiet Ctrl-C
     opts = environment.parsed_options
     if opts is None:
         return
@@ -53,8 +56,11 @@ def _init(environment: Environment, **_: Any) -> None:
         )
         sys.exit(2)
     metrics.setup(environment)
+    generator.setup(environment)  # hub lag, the lag warning (issue 15)
     webui.setup(environment)
+    csms_host.setup(environment)  # an empty Host in the web form is refused
     summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
+    live.setup(environment)  # the progress line and the SLOs that abort (issue 14)
 
 
 def _enforce_open_files(environment: Environment) -> None:
@@ -71,19 +77,19 @@ class ChargeProUser(User):
     """A simulated Schneider Charge Pro (OCPP 1.6J, one connector).
 
     ``--host`` is the CSMS's websocket base URL; the station connects to
-    ``<host>/<station id>`` with subprotocol ``ocpp1.6``.
+    ``<host>/<station id>`` with subprotocol ``ocpp1.6``; without a host no station
+    starts (:mod:`fleet.locust.host`).
     """
-
-    host = "ws://127.0.0.1:9000/ocpp"
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.identity = ""
 
     def on_start(self) -> None:
+        url = csms_host.of(self.environment)
         fleet_bridge = bridge.Bridge.get(self.environment)
         self.identity = fleet_bridge.next_identity()
-        fleet_bridge.add_station(self.identity, self.host or ChargeProUser.host)
+        fleet_bridge.add_station(self.identity, url)
 
     @task
     def hold(self) -> None:

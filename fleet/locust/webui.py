@@ -44,7 +44,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING
 
 from fleet.locust.fleet_rows import SAMPLE_EVERY, History, fleet_rows, sample
 from fleet.locust.metrics import fleet_totals
-from fleet.reports.html import charts_html
+from fleet.reports.html import charts_html, lag_banner
 
 log = logging.getLogger("fleet.locust")
 
@@ -104,7 +104,8 @@ def setup(environment: Environment) -> None:
         return jsonify({"samples": recording.history.samples()})
 
     def charts() -> Response:
-        return Response(charts_html(recording.history.samples()), mimetype="text/html")
+        samples = recording.history.samples()
+        return Response(lag_banner(samples) + charts_html(samples), mimetype="text/html")
 
     def extend(response: Response) -> Response:
         """Add the Fleet rows to the stats the UI polls (the tab's live data), and the

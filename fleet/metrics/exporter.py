@@ -193,23 +193,35 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
     for code, n in list(s.faults_active.items()):
         g.add_metric([code], n)
     yield g
-    h = HistogramMetricFamily(
-        "fleet_loop_lag_seconds",
+    yield from _lag_families(
+        "fleet_loop_lag",
         "How late a periodic probe timer ran on the stations' event loop: the generator's "
         "own share of every round trip",
-    )
-    _add_histogram(h, [], s.loop_lag)
-    yield h
-    yield _gauge(
-        "fleet_loop_lag_max_seconds",
-        "The longest probe lateness since the start (the worst process)",
+        s.loop_lag,
         s.loop_lag_max,
+    )
+    yield from _lag_families(
+        "fleet_hub_lag",
+        "How late the gevent hub woke a greenlet sleeping 20 ms in each Locust process: "
+        "the delay of Locust's own work (spawning, samples, heartbeats)",
+        s.hub_lag,
+        s.hub_lag_max,
     )
     yield _gauge(
         "fleet_loop_cpu_ratio",
         "CPU share of the stations' event-loop thread over the last second, 0-1 "
         "(the busiest process): near 1 the generator is the bottleneck",
         s.loop_cpu_ratio,
+    )
+
+
+def _lag_families(name: str, what: str, hist: Histogram, worst: float) -> Iterator[Metric]:
+    """A lateness histogram ``<name>_seconds`` and its worst, ``<name>_max_seconds``."""
+    h = HistogramMetricFamily(f"{name}_seconds", what)
+    _add_histogram(h, [], hist)
+    yield h
+    yield _gauge(
+        f"{name}_max_seconds", "The longest lateness since the start (the worst process)", worst
     )
 
 

@@ -18,8 +18,8 @@ worker that left, so they never go backwards, and drops its gauges.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 BUCKETS = (
@@ -35,7 +35,7 @@ a struggling CSMS and its timeouts land: a CALL that times out is observed at
 milliseconds, and every timeout from 5 to 10 s has a bound at it and the next one at
 most 1 s above (0.5 s for 5 and 10). A run whose p95 is in the timed-out mass therefore
 reads as 10-10.5 s, not 26.6 s as with a 10 -> 30 s gap. Error bounds per range are in
-docs/metrics-notes.md."""
+docs/metrics.md (Round-trip quantiles and their error)."""
 
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Event-loop lag bounds, in seconds. 0.05 is one on purpose: whether the p99 passed the
@@ -69,16 +69,22 @@ class Histogram:
     def upper_bound(self, q: float) -> float | None:
         """The upper bound of the bucket holding the ``q`` quantile (inf for the last):
         the quantile is at most this. None when empty."""
-        counts = list(self.counts)
-        rank = q * sum(counts)
-        if not rank:
-            return None
-        seen = 0
-        for bound, n in zip((*self.bounds, float("inf")), counts, strict=True):
-            seen += n
-            if seen >= rank:
-                return bound
-        return float("inf")
+        return upper_bound(self.bounds, list(self.counts), q)
+
+
+def upper_bound(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:
+    """The upper bound of the bucket that holds the ``q`` quantile of per-bucket
+    ``counts`` over ``bounds`` (inf for the last bucket), None without samples. Also
+    what a window of a histogram (the difference of two copies of its counts) reads."""
+    rank = q * sum(counts)
+    if not rank:
+        return None
+    seen = 0
+    for bound, n in zip((*bounds, float("inf")), counts, strict=True):
+        seen += n
+        if seen >= rank:
+            return bound
+    return float("inf")
 
 
 class FleetStats:
@@ -99,6 +105,9 @@ class FleetStats:
         self.connect_failures: defaultdict[str, int] = defaultdict(int)
         self.stations_connected = 0
         self.stations_started = 0
+        # Stations that have not connected once since they started, after a failed
+        # attempt or the connect grace period (a wrong URL or key, a CSMS refusing them).
+        self.stations_never_connected = 0
         self.boot_status: defaultdict[str, int] = defaultdict(int)
         # (connector id, status) -> number of connectors in that status now
         self.connectors: defaultdict[tuple[int, str], int] = defaultdict(int)
@@ -136,12 +145,19 @@ class FleetStats:
         self.loop_lag = Histogram(LAG_BUCKETS)
         self.loop_lag_max = 0.0
         self.loop_cpu_ratio = 0.0
+        # The same lateness for the gevent hub of the Locust process (written by a
+        # greenlet, fleet.locust.generator.HubProbe: a second writer, of these two
+        # attributes only). A hub that lags delays Locust's own work: spawning users,
+        # the request events of the samples, heartbeats to the master.
+        self.hub_lag = Histogram(LAG_BUCKETS)
+        self.hub_lag_max = 0.0
 
 
 GAUGES = frozenset(
     {
         "stations_connected",
         "stations_started",
+        "stations_never_connected",
         "boot_status",
         "connectors",
         "transactions_active",
@@ -152,7 +168,7 @@ GAUGES = frozenset(
 )
 """FleetStats attributes that are levels now, not running totals."""
 
-MAXIMA = frozenset({"loop_lag_max", "loop_cpu_ratio"})
+MAXIMA = frozenset({"loop_lag_max", "hub_lag_max", "loop_cpu_ratio"})
 """Attributes merged by taking the largest, not the sum: the worst lag of any process,
 the busiest loop thread (a sum of CPU shares would read 1.7 for two busy workers and
 hide which one is saturated)."""
@@ -240,21 +256,84 @@ def _add(hist: Histogram, counts: list[int], total_sum: float) -> None:
     hist.sum += total_sum
 
 
-def lag_totals(stats: FleetStats) -> dict[str, Any]:
-    """The generator's health for the run summary and the Fleet tab: probe samples, the
-    lag p99 (at most this: the upper bound of its bucket; the worst lag where that is
-    +Inf), the worst lag, and the busiest loop thread's CPU share now."""
-    hist = stats.loop_lag
-    worst = float(stats.loop_lag_max)
-    p99 = hist.upper_bound(0.99)
-    if p99 is not None and p99 == float("inf"):
-        p99 = worst
+def lag_totals(stats: FleetStats, threshold: float = LAG_THRESHOLD) -> dict[str, Any]:
+    """The generator's health for the run summary, the Fleet tab and its chart: probe
+    samples, the lag p99 (at most this: the upper bound of its bucket, or the worst lag
+    where that is lower), the worst lag, the busiest loop thread's CPU share now, the
+    same lag for the gevent hub, and the threshold the p99 is judged against."""
+    p99, worst = _p99_ms(stats.loop_lag, stats.loop_lag_max)
+    hub_p99, hub_worst = _p99_ms(stats.hub_lag, stats.hub_lag_max)
     return {
-        "samples": hist.count,
-        "lag_p99_ms": None if p99 is None else round(p99 * 1000, 3),
-        "lag_max_ms": None if not hist.count else round(worst * 1000, 3),
+        "samples": stats.loop_lag.count,
+        "lag_p99_ms": p99,
+        "lag_max_ms": worst,
         "loop_cpu_ratio": round(float(stats.loop_cpu_ratio), 4),
+        "hub_samples": stats.hub_lag.count,
+        "hub_lag_p99_ms": hub_p99,
+        "hub_lag_max_ms": hub_worst,
+        "lag_threshold_ms": round(threshold * 1000, 3),
     }
+
+
+def _p99_ms(hist: Histogram, worst: float) -> tuple[float | None, float | None]:
+    if not hist.count:
+        return None, None
+    p99 = min(hist.upper_bound(0.99) or 0.0, float(worst))  # no p99 is past the worst
+    return round(p99 * 1000, 3), round(float(worst) * 1000, 3)
+
+
+def window_p99_ms(
+    before: Sequence[int] | None, after: Sequence[int], worst: float = float("inf")
+) -> float | None:
+    """The loop-lag p99 (bucket upper bound, ms) of the probes between two copies of
+    ``FleetStats.loop_lag.counts``, at most ``worst`` (seconds: the worst lag so far);
+    None when no probe ran in between. Past the last bound it reads as that bound."""
+    if before is None or len(before) != len(after):
+        before = [0] * len(after)
+    counts = [max(0, int(b) - int(a)) for a, b in zip(before, after, strict=True)]
+    bound = upper_bound(LAG_BUCKETS, counts, 0.99)
+    if bound is None:
+        return None
+    return round(min(bound, LAG_BUCKETS[-1], worst) * 1000, 3)
+
+
+LAG_WINDOW = 10.0
+"""Seconds of probes the lag warning judges: long enough that one stray late timer is
+not a p99, short enough that the warning follows the load."""
+
+
+class LagWatch:
+    """The loop-lag p99 of the last :data:`LAG_WINDOW` seconds against a threshold: what
+    the lag warning (console, Fleet tab) and the Fleet tab's lag chart show.
+
+    Fed copies of the cumulative ``FleetStats.loop_lag.counts`` now and then; the
+    window is the difference between the newest and the oldest copy within it.
+    :meth:`check` says when the p99 has just crossed above the threshold, so a warning
+    is given once per crossing, and again only after the lag came back under."""
+
+    def __init__(self, threshold: float = LAG_THRESHOLD, window: float = LAG_WINDOW) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.recent_ms: float | None = None
+        self.above = False
+        self._seen: deque[tuple[float, list[int]]] = deque()
+
+    def check(self, now: float, counts: Sequence[int], worst: float = float("inf")) -> bool:
+        """Judge the probes up to ``now`` (``worst``: the worst lag so far, seconds);
+        True when the p99 has just passed the threshold."""
+        seen = self._seen
+        if seen and sum(counts) < sum(seen[-1][1]):  # a new fleet: its counts restart
+            seen.clear()
+        seen.append((now, list(counts)))
+        while len(seen) > 2 and now - seen[1][0] >= self.window:
+            seen.popleft()
+        p99 = window_p99_ms(seen[0][1], counts, worst) if len(seen) > 1 else None
+        if p99 is None:
+            return False
+        crossed = p99 > self.threshold * 1000 and not self.above
+        self.recent_ms = p99
+        self.above = p99 > self.threshold * 1000
+        return crossed
 
 
 def _wire_key(key: Any) -> Any:

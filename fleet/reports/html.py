@@ -32,9 +32,15 @@ HISTORY_KEY = "history"
 takes them out (the JSON summary it writes for the user stays as documented) and
 draws the report's charts from them."""
 
-LAG_KEY = "loop_lag_p99"
-"""The totals' key of the generator's event-loop lag p99 in seconds (issue 15, from
-the loop-lag metric). When samples carry it, the "Generator lag" chart appears."""
+LAG_KEY = "generator"
+"""The totals' key of the generator's health (``fleet.locust.metrics.fleet_totals``); a
+sample keeps its ``recent_lag_p99_ms`` (the event-loop lag p99 of the last seconds, the
+number the lag warning judges) and ``lag_threshold_ms``. When samples carry it, the
+"Generator lag p99" chart appears, the threshold beside it."""
+
+LAG_ADVICE = "this machine, not the CSMS, limits the latency figures (add --processes or workers)"
+"""What the console, the Fleet tab and this report say when the generator's lag p99 is
+past the threshold."""
 
 # Locust's chart palette first (its Charts tab: RPS green, failures red, users blue).
 # The statuses in OCPP 1.6's order (ChargePointStatus), the stacking order.
@@ -145,11 +151,39 @@ def charts(history: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[Char
         ),
     ]
     if any(LAG_KEY in s for s in history):
-        lag = [None if v is None else v * 1000 for v in level(LAG_KEY)]
-        out.append(
-            Chart("generator_lag", "Generator lag p99 (ms)", [Series("Loop lag p99", _RED, lag)])
-        )
+        out.append(_lag_chart(history))
     return ts, out
+
+
+def _lag_chart(history: Sequence[Mapping[str, Any]]) -> Chart:
+    def of(key: str) -> list[float | None]:
+        return [_number((s.get(LAG_KEY) or {}).get(key)) for s in history]
+
+    return Chart(
+        "generator_lag",
+        "Generator lag p99 (ms)",
+        [
+            Series("Loop lag p99", _RED, of("recent_lag_p99_ms")),
+            Series("Threshold", _ORANGE, of("lag_threshold_ms")),
+        ],
+    )
+
+
+def lag_banner(history: Sequence[Mapping[str, Any]]) -> str:
+    """A warning above the Fleet tab's charts while the newest sample's generator lag
+    p99 is past its threshold (the tab's table has the same warning as its first row,
+    below the charts); empty otherwise."""
+    generator: Mapping[str, Any] = (history[-1].get(LAG_KEY) or {}) if history else {}
+    p99 = _number(generator.get("recent_lag_p99_ms"))
+    limit = _number(generator.get("lag_threshold_ms"))
+    if p99 is None or limit is None or p99 <= limit:
+        return ""
+    return (
+        '<div class="fleet-lag-warning" role="alert" style="padding:8px 12px;margin:0 0 8px;'
+        'border-radius:4px;background:#fde8e8;color:#b00;font-weight:bold">'
+        f"Generator lag p99 {ms_text(p99)} &gt; {ms_text(limit)}: {html.escape(LAG_ADVICE)}."
+        "</div>"
+    )
 
 
 def charts_html(history: Sequence[Mapping[str, Any]]) -> str:
@@ -431,10 +465,13 @@ td + td {{ text-align: right; }} td.text {{ text-align: left; }}
 tr.bad td {{ background: #fde8e8; }}
 .ok {{ color: #060; }} .bad, .FAILED {{ color: #b00; }} .PASSED {{ color: #060; }}
 .fleet-chart {{ display: block; margin: .5em 0; }}
+.generator {{ border: 2px solid #060; border-radius: 6px; padding: .2em 1em; margin: 1em 0; }}
+.generator.suspect {{ border-color: #b00; background: #fde8e8; }}
 </style></head><body>
 <h1>Fleet report</h1>
 <h2 id="verdict" class="{"PASSED" if passed else "FAILED"}">{esc(verdict)}</h2>
 {head}
+{_generator(summary.get("generator"))}
 <h2 id="slos">SLO verdicts</h2>
 {slo_table}
 <h2 id="ledger">Ledger check</h2>
@@ -451,6 +488,55 @@ tr.bad td {{ background: #fde8e8; }}
 {_table((), totals_rows)}
 </body></html>
 """
+
+
+def _generator(generator: Mapping[str, Any] | None) -> str:
+    """The load generator's own health, near the top: a run whose latency figures are
+    suspect must say so before anyone reads them."""
+    g: Mapping[str, Any] = generator or {}
+    if not g.get("lag_samples"):
+        return (
+            '<div class="generator" id="generator"><p>Generator: no lag probe ran (a run'
+            " too short, or workers without it): nothing says it kept up.</p></div>"
+        )
+    suspect = bool(g.get("latency_suspect"))
+    limit = g.get("lag_threshold_ms")
+    p99 = g.get("lag_p99_ms")
+    verdict = (
+        f"Latency figures SUSPECT: the generator's event-loop lag p99 {ms_text(p99)} passed"
+        f" {ms_text(limit)}: {LAG_ADVICE}."
+        if suspect
+        else f"Generator kept up: event-loop lag p99 {ms_text(p99)}, within"
+        f" {ms_text(limit)}; the latency figures are the CSMS's."
+    )
+    cpu = g.get("loop_cpu_ratio")
+    rows = "".join(
+        f"<tr><td>{label}</td><td>{value}</td></tr>"
+        for label, value in (
+            ("Event-loop lag p99 (upper bound)", ms_text(p99)),
+            ("Event-loop lag, worst", ms_text(g.get("lag_max_ms"))),
+            ("Loop thread CPU share (busiest process)", "-" if cpu is None else f"{cpu:.1%}"),
+            ("Gevent hub lag p99", ms_text(g.get("hub_lag_p99_ms"))),
+            ("Gevent hub lag, worst", ms_text(g.get("hub_lag_max_ms"))),
+            ("Threshold (--lag-threshold)", ms_text(limit)),
+            ("latency_suspect", "true" if suspect else "false"),
+        )
+    )
+    klass = "generator suspect" if suspect else "generator"
+    return (
+        f'<div class="{klass}" id="generator"><h2>Load generator</h2>'
+        f'<p class="{"bad" if suspect else "ok"}" id="generator-verdict">{html.escape(verdict)}</p>'
+        f"{_table((), rows)}</div>"
+    )
+
+
+def ms_text(value: Any) -> str:
+    """A duration in milliseconds as the report and the Fleet tab show it: whole
+    milliseconds from 10 on, two significant digits below."""
+    if value is None:
+        return "-"
+    ms = float(value)
+    return f"{ms:,.0f} ms" if ms >= 10 else f"{ms:.2g} ms"
 
 
 def _ledger(ledger: Mapping[str, Any] | None) -> str:

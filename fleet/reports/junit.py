@@ -23,17 +23,22 @@ def render(
     summary: Mapping[str, Any] | None = None,
     suite: str = SUITE,
 ) -> str:
-    """The XML document (a ``<testsuites>`` with one ``<testsuite>``)."""
-    failures = sum(1 for r in results if not r.passed)
+    """The XML document (a ``<testsuites>`` with one ``<testsuite>``). What failed the
+    run besides its SLOs (``failed_because``: stations that never connected, an SLO that
+    stopped it early) is a failed test case too, so a CI's test view is never green for
+    a run that did not reach the CSMS."""
+    verdicts = list((summary or {}).get("failed_because") or ())
+    tests = len(results) + len(verdicts)
+    failures = sum(1 for r in results if not r.passed) + len(verdicts)
     seconds = float((summary or {}).get("wall_s") or 0.0)
     root = ET.Element(
-        "testsuites", name=suite, tests=str(len(results)), failures=str(failures), errors="0"
+        "testsuites", name=suite, tests=str(tests), failures=str(failures), errors="0"
     )
     ts = ET.SubElement(
         root,
         "testsuite",
         name=suite,
-        tests=str(len(results)),
+        tests=str(tests),
         failures=str(failures),
         errors="0",
         skipped="0",
@@ -54,6 +59,9 @@ def render(
             )
         else:
             ET.SubElement(case, "system-out").text = r.message
+    for reason in verdicts:
+        case = ET.SubElement(ts, "testcase", classname="fleet.run", name="run verdict", time="0")
+        ET.SubElement(case, "failure", message=reason, type="run").text = reason + "\n"
     if summary is not None:
         ET.SubElement(ts, "system-out").text = _numbers(summary)
     ET.indent(root)

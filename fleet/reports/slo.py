@@ -4,16 +4,21 @@ An SLO is one comparison, written the way a CI file reads best::
 
     BootNotification.p95 < 2s      an action's round trip (p50 p75 p90 p95 p99 avg min max)
     Heartbeat.error_rate < 1%      an action's failures / requests (also rps, requests, failures)
-    p99 < 500ms                    the same statistics over every action (Locust's "Aggregated")
+    connect.p95 < 1s               connection attempts (``WS connect``: TCP, TLS, handshake)
+    p99 < 500ms                    the same statistics over every request Locust counts (its
+                                   "Aggregated" row: OCPP, WS connect and MISBEHAVE)
     error_rate < 0.5%              ... a bare number is a fraction: 0.005
     lost_transaction_messages == 0 fleet counters: callerrors, callerrors.<Code>, timeouts,
                                    reconnects, schema_violations, stations_started,
-                                   stations_connected, connected_ratio (of the target fleet)
+                                   stations_connected, stations_never_connected,
+                                   connected_ratio (of the target fleet), connected_share
+                                   (connected / started, as the load ended)
     ledger_problems == 0           the reference CSMS's consistency problems (embedded only)
     generator_lag_p99 <= 50ms      the load generator's own event-loop lag p99 (an upper
                                    bound: its histogram bucket's; pick a bound such as 10,
                                    25, 50, 100ms and ``<=``). Above it, the round trips
                                    measure the generator as much as the CSMS
+    error_rate < 1% abort          ... stop the run as soon as it is lost (also ``!``)
 
 Operators: ``< <= > >= == !=``. Units: ``ms`` and ``s`` for round trips (required: a
 bare ``2`` could mean either), ``%`` for ratios. Every mistake is found by
@@ -83,7 +88,9 @@ FLEET: dict[str, Kind] = {
     "schema_violations": "count",
     "stations_started": "count",
     "stations_connected": "count",
+    "stations_never_connected": "count",
     "connected_ratio": "ratio",
+    "connected_share": "ratio",
     "ledger_problems": "count",
     "generator_lag_p99": "time",
 }
@@ -100,6 +107,14 @@ _EXPR = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][\w.]*?)\s*(?P<op><=|>=|==|!=|<|>|=)\s*"
     r"(?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>[A-Za-z%]*)\s*$"
 )
+_ABORT = re.compile(r"\s*(?:!|\babort)\s*$")
+"""The suffix that makes an SLO stop the run as soon as it is lost (k6's abortOnFail)."""
+
+CONNECT = "connect"
+"""The pseudo-action of ``connect.p95``: the ``WS connect`` requests (connection attempts,
+their handshake time and failures) of the summary."""
+_CONNECT_ROW = "WS connect"
+
 _CALLERROR_CODES = frozenset(
     {
         "NotImplemented",
@@ -135,6 +150,7 @@ class Slo:
     threshold: float
     unit: str
     kind: Kind
+    abort: bool = False  # stop the run as soon as it is lost ("... abort" or "...!")
 
     def holds(self, value: float) -> bool:
         return _OPS[self.op](value, self.threshold)
@@ -186,6 +202,9 @@ class SloResult:
 
 def parse(text: str) -> Slo:
     """Read one SLO expression, or raise :class:`SloError` saying what is wrong."""
+    abort = _ABORT.search(text)
+    if abort is not None:
+        text = text[: abort.start()]
     m = _EXPR.match(text)
     if m is None:
         raise SloError(
@@ -197,7 +216,7 @@ def parse(text: str) -> Slo:
         raise SloError("use '==' to compare for equality")
     action, stat, kind = _metric(metric)
     threshold = _threshold(number, unit, kind, metric)
-    return Slo(text.strip(), metric, action, stat, op, threshold, unit, kind)
+    return Slo(text.strip(), metric, action, stat, op, threshold, unit, kind, abort is not None)
 
 
 def parse_all(texts: Sequence[str]) -> list[Slo]:
@@ -231,7 +250,7 @@ def _metric(metric: str) -> tuple[str | None, str, Kind]:
                 f"unknown CALLERROR code {stat!r}{_hint(stat, sorted(_CALLERROR_CODES))}"
             )
         return None, metric, "count"
-    if head not in ACTIONS:
+    if head not in ACTIONS and head != CONNECT:
         raise SloError(f"unknown OCPP action {head!r}{_hint(head, sorted(ACTIONS))}")
     if stat not in STATS:
         raise SloError(
@@ -310,7 +329,8 @@ def measure(slo: Slo, summary: Mapping[str, Any]) -> float | None:
         if slo.action is None:
             group = summary.get("total")
         else:
-            group = (summary.get("actions") or {}).get(slo.action)
+            row = _CONNECT_ROW if slo.action == CONNECT else slo.action
+            group = (summary.get("actions") or {}).get(row)
         requests = int((group or {}).get("requests", 0))
         if slo.stat in ("requests", "failures", "rps", "error_rate"):
             if group is None or requests == 0:
@@ -349,6 +369,11 @@ def measure(slo: Slo, summary: Mapping[str, Any]) -> float | None:
             return None  # no probe ran: nothing says the generator kept up
         value = generator.get("lag_p99_ms")
         return None if value is None else float(value)
+    if name == "connected_share":
+        started = _number(fleet.get("stations_started", 0))
+        if not started:
+            return None
+        return _number(fleet.get("stations_connected", 0)) / started
     if name == "ledger_problems":
         ledger = summary.get("ledger")
         if not ledger:

@@ -16,6 +16,7 @@ Layout (``version`` 1)::
      "errors_by_code": {"CALLERROR InternalError": 3, "timeout": 1},
      "fleet": {... fleet.locust.metrics.fleet_totals ...},
      "generator": {"lag_p99_ms", "lag_max_ms", "lag_samples", "loop_cpu_ratio",
+                   "hub_lag_p99_ms", "hub_lag_max_ms", "hub_samples",
                    "lag_threshold_ms", "latency_suspect"},
      "latency_suspect": false,
      "ledger": {"summary": {...}, "problems": [...]} | null,
@@ -38,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleet.metrics.stats import LAG_THRESHOLD
 from fleet.reports.slo import SloResult
 
 VERSION = 1
@@ -132,13 +132,14 @@ def build(
     errors: Iterable[tuple[str, str, int]] = (),
     fleet: Mapping[str, Any] | None = None,
     stations_target: int | None = None,
-    lag_threshold_ms: float = LAG_THRESHOLD * 1000,
+    lag_threshold_ms: float | None = None,
     last_request_s: float | None = None,
 ) -> dict[str, Any]:
     """A summary from per-action groups, the errors (action, error, occurrences) and
     the fleet's totals, over ``seconds`` of wall time (``last_request_s``: when the last
     request came, from the same start); the round trips are marked suspect when the
-    generator's own loop lag p99 passed ``lag_threshold_ms``."""
+    generator's own loop lag p99 passed ``lag_threshold_ms`` (by default the threshold
+    the totals' ``generator`` carries: ``--fleet-lag-threshold``)."""
     total = Group()
     actions: dict[str, Any] = {}
     for name in sorted(groups):
@@ -190,7 +191,7 @@ def run_line(summary: Mapping[str, Any]) -> str:
     return line
 
 
-def generator_health(lag: Any, threshold_ms: float) -> dict[str, Any]:
+def generator_health(lag: Any, threshold_ms: float | None = None) -> dict[str, Any]:
     """The generator's lag for the summary (from fleet totals' ``generator``,
     :func:`fleet.metrics.stats.lag_totals`), and whether it may have inflated the round
     trips. A stations' event loop that runs its callbacks late adds that lateness to
@@ -201,13 +202,20 @@ def generator_health(lag: Any, threshold_ms: float) -> dict[str, Any]:
     bucket bound, the verdict is exact."""
     lag = lag if isinstance(lag, Mapping) else {}
     p99 = lag.get("lag_p99_ms")
+    if threshold_ms is None:
+        threshold_ms = lag.get("lag_threshold_ms")
     return {
         "lag_p99_ms": p99,
         "lag_max_ms": lag.get("lag_max_ms"),
         "lag_samples": int(lag.get("samples") or 0),
         "loop_cpu_ratio": lag.get("loop_cpu_ratio"),
+        "hub_lag_p99_ms": lag.get("hub_lag_p99_ms"),
+        "hub_lag_max_ms": lag.get("hub_lag_max_ms"),
+        "hub_samples": int(lag.get("hub_samples") or 0),
         "lag_threshold_ms": threshold_ms,
-        "latency_suspect": p99 is not None and float(p99) > threshold_ms,
+        "latency_suspect": p99 is not None
+        and threshold_ms is not None
+        and float(p99) > float(threshold_ms),
     }
 
 

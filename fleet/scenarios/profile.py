@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from fleet.model.meter import EvModel
 from fleet.protocol.rpc import MESSAGE_IDS
 from fleet.scenarios import misbehave, network, power, replay, storms
 
-PROFILE_DIRS = (Path.cwd() / "profiles", Path(__file__).resolve().parents[2] / "profiles")
+# A user's own profiles (./profiles) first, then the built-in ones: package data
+# (fleet/profiles, in the wheel too; the checkout's top-level profiles/ links to them).
+PROFILE_DIRS = (Path.cwd() / "profiles", Path(str(resources.files("fleet") / "profiles")))
 BEHAVIOURS = ("sessions", "idle")
 SOURCES = ("random", "synthetic", "trace")
 SHAPES = ("ramp", "steps", "boot-storm")

@@ -204,6 +204,8 @@ def test_summary_is_json_and_counts_everything() -> None:
         "transactions_started": 2,
         "transactions_stopped": 1,
         "transactions_active": 1,
+        "energy_stopped_wh": 250,
+        "energy_metered_wh": 250,  # CP2's transaction runs without an energy reading yet
         "energy_wh": 250,
         "meter_value_samples": 4,
         "messages_total": 2,
@@ -269,6 +271,22 @@ def test_monotonic_readings_within_range_are_consistent(
     ledger.stop_transaction("CP1", tid, value, "t")
     assert ledger.check() == []
     assert ledger.summary()["energy_wh"] == value - start
+
+
+def test_energy_of_running_transactions_is_metered_apart_from_stopped_ones() -> None:
+    """Issue 14: a run that ends with sessions under way printed 0.0 kWh delivered while
+    the fleet had metered kWh: the running transactions' last readings count too."""
+    ledger = Ledger()
+    done = started(ledger, "CP1", meter_start=1000)
+    ledger.record_meter_values("CP1", 1, done, [energy(1500)])
+    ledger.stop_transaction("CP1", done, 2000, "t")
+    running = started(ledger, "CP2", meter_start=40_000)
+    ledger.record_meter_values("CP2", 1, running, [energy(41_000), energy(43_500)])
+    quiet = started(ledger, "CP3", meter_start=7)  # no reading yet: nothing metered
+    summary = ledger.summary()
+    assert summary["energy_stopped_wh"] == 1000
+    assert summary["energy_metered_wh"] == 1000 + 3500
+    assert summary["transactions_active"] == 2 and quiet
 
 
 def test_re_deliveries_are_idempotent_and_counted_apart_from_duplicates() -> None:

@@ -10,6 +10,7 @@ tab's JSON routes are checked over plain HTTP. Nothing may show the key.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -115,22 +116,48 @@ def test_samples_keep_what_the_charts_draw() -> None:
         "energy_wh": 12.5,
         "connectors": {"Charging": 2},
     }
-    # The generator-lag slot: sampled once fleet_totals carries it.
-    assert sample(1.0, {LAG_KEY: 0.07}, time_compression=144.0) == {
+    # The generator's lag: the windowed p99 and the threshold, once the monitor has
+    # looked (fleet_totals' "generator"), not the whole-run figures.
+    generator = {"lag_p99_ms": 5.0, "recent_lag_p99_ms": 120.0, "lag_threshold_ms": 50.0}
+    assert sample(1.0, {LAG_KEY: generator}, time_compression=144.0) == {
         "t": 1.0,
-        LAG_KEY: 0.07,
+        LAG_KEY: {"recent_lag_p99_ms": 120.0, "lag_threshold_ms": 50.0},
         "connectors": {},
         "time_compression": 144.0,
     }
+    assert LAG_KEY not in sample(1.0, {LAG_KEY: {"lag_p99_ms": 5.0}})
+
+
+def test_a_lagging_generator_heads_the_rows() -> None:
+    generator = {
+        "lag_p99_ms": 250.0,
+        "hub_lag_p99_ms": 1.0,
+        "recent_lag_p99_ms": 120.0,
+        "lag_threshold_ms": 50.0,
+        "lag_warning": True,
+    }
+    rows = fleet_rows({"stations_connected": 3, LAG_KEY: generator})
+    assert (rows[0]["metric"], rows[0]["value"]) == (
+        "WARNING: generator lag",
+        "p99 120 ms > 50 ms: this machine, not the CSMS, limits the latency figures "
+        "(add --processes or workers)",
+    )
+    shown = {r["metric"]: r["value"] for r in rows}
+    assert shown["Generator lag p99, last 10 s"] == "120 ms"
+    assert shown["Generator lag p99, whole run"] == "250 ms"
+    assert shown["Gevent hub lag p99, whole run"] == "1 ms"
+    calm = fleet_rows({LAG_KEY: {**generator, "recent_lag_p99_ms": 2.5, "lag_warning": False}})
+    assert calm[0]["metric"] == "Stations connected"
+    assert not any(r["metric"].startswith("WARNING") for r in calm)
 
 
 # -- a real run, a real browser -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def web_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`fleet run --web` on a free port; yields the web UI's base URL."""
-    tmp = tmp_path_factory.mktemp("fleet-tab")
+@contextlib.contextmanager
+def serve(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`fleet run --web` on a free port (``env``: extra environment); yields the web
+    UI's base URL."""
     profile = tmp / "fast-sessions-key.yaml"
     profile.write_text(
         (HERE / "fast-sessions.yaml")
@@ -167,6 +194,7 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: `fleet run` and its locust child
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -191,6 +219,12 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def web_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(tmp_path_factory.mktemp("fleet-tab")) as base:
+        yield base
 
 
 def totals(base: str) -> dict[str, Any]:
@@ -351,6 +385,14 @@ def test_fleet_tab_charts_grow_and_survive_a_reload(web_run: str, browser: WebDr
         "Reconnects and timeouts per second",
         "Offline queue (messages)",
     ]
+    # The generator's lag joins once the lag monitor has judged a window (4 s in).
+    wait.until(lambda _: points("generator_lag") >= 1)
+    lag_chart = driver.find_element(By.CSS_SELECTOR, 'svg[data-chart="generator_lag"]')
+    assert lag_chart.get_attribute("aria-label") == "Generator lag p99 (ms)"
+    assert {
+        line.get_attribute("data-series")
+        for line in lag_chart.find_elements(By.CSS_SELECTOR, "polyline")
+    } == {"Loop lag p99", "Threshold"}
     # Connectors as stacked areas, one per status seen (20 outlets, some charging).
     assert driver.find_elements(By.CSS_SELECTOR, 'svg[data-chart="connectors"] polygon.area')
     # The table is still there, below the charts, with its exact figures.
@@ -406,3 +448,45 @@ def test_history_restarts_with_a_new_run(web_run: str) -> None:
     assert samples[0]["t"] >= restarted - 0.5  # nothing left of the first run
     fragment = http(web_run + "/fleet/charts").decode()
     assert 'data-chart="stations"' in fragment and SECRET not in fragment
+
+
+def test_a_lagging_generator_is_flagged_in_the_tab(
+    tmp_path_factory: pytest.TempPathFactory, browser: WebDriver
+) -> None:
+    """A run whose stations' loop stalls 150 ms a second (the documented diagnostic):
+    a banner above the Fleet tab's charts and the table's first row warn, and the lag
+    chart shows the p99 above its threshold line."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    stall = {"LOCUST_FLEET_DIAG_LOOP_STALL": "150"}
+    with serve(tmp_path_factory.mktemp("fleet-tab-lag"), stall) as base:
+        start_swarm(base)
+        wait_until(
+            lambda: json.loads(http(base + "/stats/requests"))["state"] == "running",
+            30,
+            "the swarm running",
+        )
+        driver = browser
+        driver.get(base + "/?tab=fleet")
+        wait = WebDriverWait(driver, 40, ignored_exceptions=(Exception,))
+
+        def first_row() -> list[str]:
+            tr = driver.find_element(By.CSS_SELECTOR, "#root tbody tr")
+            return [td.text.strip() for td in tr.find_elements(By.TAG_NAME, "td")]
+
+        advice = "> 50 ms: this machine, not the CSMS, limits the latency figures"
+        try:
+            banner = wait.until(
+                lambda _: driver.find_element(By.CSS_SELECTOR, "#fleet-charts .fleet-lag-warning")
+            )
+            assert advice in banner.text
+            wait.until(lambda _: first_row()[0] == "WARNING: generator lag")
+        finally:
+            driver.save_screenshot("/tmp/fleet-tab-lag.png")
+        assert advice in first_row()[1]
+        chart = driver.find_element(By.CSS_SELECTOR, 'svg[data-chart="generator_lag"]')
+        tip = json.loads(chart.get_attribute("data-tip") or "{}")
+        values = {s["name"]: s["values"] for s in tip["series"]}
+        assert max(v for v in values["Loop lag p99"] if v is not None) > 50
+        assert {v for v in values["Threshold"] if v is not None} == {50.0}

@@ -67,7 +67,7 @@ def test_timed_out_calls_read_as_the_timeout(timeout: int) -> None:
 
 def test_slow_answers_read_within_the_bucket_width() -> None:
     """Answers spread over 1-10 s: every quantile is within its bucket's width of the
-    exact one (the bound docs/metrics-notes.md states), at most 1 s in this range."""
+    exact one (the bound docs/metrics.md states), at most 1 s in this range."""
     rng = random.Random(7)
     values = [rng.uniform(1.0, 10.0) for _ in range(2000)]
     stats = FleetStats()

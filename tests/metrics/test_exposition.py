@@ -65,6 +65,8 @@ def filled() -> FleetStats:
     s.loop_lag.observe(0.003)
     s.loop_lag_max = 0.2
     s.loop_cpu_ratio = 0.4
+    s.hub_lag.observe(0.001)
+    s.hub_lag_max = 0.03
     for name, value in vars(s).items():
         filled = value.count if isinstance(value, Histogram) else value
         assert filled, f"filled() leaves FleetStats.{name} empty"
@@ -140,10 +142,10 @@ def test_promtool_accepts_a_single_process_run(tmp_path: Path) -> None:
             stop(fleet, signal.SIGINT)
 
 
-def test_the_metrics_notes_list_every_family() -> None:
-    """docs/metrics-notes.md has a row for every family, under the name a query uses
+def test_the_metrics_page_lists_every_family() -> None:
+    """docs/metrics.md has a row for every family, under the name a query uses
     (``_total`` on counters), with a type that matches."""
-    text = (ROOT / "docs" / "metrics-notes.md").read_text()
+    text = (ROOT / "docs" / "metrics.md").read_text()
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

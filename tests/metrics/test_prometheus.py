@@ -283,6 +283,7 @@ HAPPENED = [
     "sum(fleet_loop_lag_seconds_count)",
     "max(fleet_loop_lag_max_seconds)",
     "max(fleet_loop_cpu_ratio)",
+    "sum(fleet_hub_lag_seconds_count)",
 ]
 
 

@@ -120,9 +120,12 @@ def test_connectors_stack_only_the_statuses_seen_in_ocpp_order() -> None:
 
 def test_generator_lag_chart_only_when_the_totals_carry_it() -> None:
     assert "generator_lag" not in [c.key for c in charts(history())[1]]
-    lag = chart("generator_lag", history(2, **{LAG_KEY: 0.062}))
+    generator = {"recent_lag_p99_ms": 100.0, "lag_threshold_ms": 50.0}
+    lag = chart("generator_lag", history(2, **{LAG_KEY: generator}))
     assert lag.title == "Generator lag p99 (ms)"
-    assert lag.series[0].values == [pytest.approx(62.0), pytest.approx(62.0)]
+    assert lag.series[0].values == [pytest.approx(100.0), pytest.approx(100.0)]
+    assert lag.series[1].name == "Threshold"
+    assert lag.series[1].values == [50.0, 50.0]
 
 
 def test_each_chart_draws_one_point_per_sample() -> None:
@@ -210,3 +213,30 @@ def test_fleet_run_html_writes_the_fleet_report(tmp_path: Path) -> None:
     assert line is not None and len(line[1].split()) >= 3
     # The JSON summary keeps its documented layout (the samples are the report's).
     assert '"history"' not in (tmp_path / "summary.json").read_text()
+
+
+def test_the_generator_block_comes_first_and_says_whether_to_trust_the_latency() -> None:
+    calm = {
+        "lag_p99_ms": 2.5,
+        "lag_max_ms": 7.0,
+        "lag_samples": 500,
+        "loop_cpu_ratio": 0.043,
+        "hub_lag_p99_ms": 1.0,
+        "hub_lag_max_ms": 3.0,
+        "hub_samples": 500,
+        "lag_threshold_ms": 50.0,
+        "latency_suspect": False,
+    }
+    page = render(summary(generator=calm), history())
+    block = page[page.index('id="generator"') : page.index('id="slos"')]
+    assert 'class="generator"' in page and "suspect" not in block.split(">", 1)[0]
+    assert "Generator kept up: event-loop lag p99 2.5 ms, within 50 ms" in block
+    for shown in ("7 ms", "4.3%", "1 ms", "3 ms", "false"):
+        assert f"<td>{shown}</td>" in block
+    suspect = render(summary(generator={**calm, "lag_p99_ms": 250.0, "latency_suspect": True}), [])
+    assert 'class="generator suspect"' in suspect
+    assert (
+        "Latency figures SUSPECT: the generator&#x27;s event-loop lag p99 250 ms passed 50 ms"
+        in (suspect)
+    )
+    assert "no lag probe ran" in render(summary(), [])

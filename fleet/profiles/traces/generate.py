@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parents[2]))  # the checkout: fleet/profiles/traces/../../..
 
 from fleet.scenarios.replay import Dist, Session, Synthetic, generate, write_csv  # noqa: E402
 

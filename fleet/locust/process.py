@@ -1,0 +1,37 @@
+"""The Locust child process itself, set up once per process (master and each worker) at
+``init``: how it logs from two kinds of threads, and how it stops.
+
+Locust monkey-patches ``threading`` before logging is set up, so every logging lock is
+a gevent lock, while the fleet's event loop runs in a native thread that logs too
+(``fleet.link``; ``websockets`` at ``--loglevel DEBUG``). A gevent lock contended by two
+native threads can deadlock (a ``-- --loglevel DEBUG`` run hung at its end). Emitting a
+record never yields to gevent, so native locks are safe on both sides.
+
+``fleet run`` stops the child with SIGINT (Locust's Ctrl-C path: the HTML report is
+written, the workers are told to quit). The KeyboardInterrupt still ends the run;
+gevent's hub only stops printing it as if it were an error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+from gevent import monkey
+
+
+def setup() -> None:
+    native_logging_locks()
+    hub = gevent.get_hub()
+    if KeyboardInterrupt not in hub.NOT_ERROR:
+        hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
+
+
+def native_logging_locks() -> None:
+    """Replace the locks of logging's module and of every handler by native ones."""
+    rlock = monkey.get_original("_thread", "RLock")
+    logging._lock = rlock()  # type: ignore[attr-defined]
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            handler.lock = rlock()
