@@ -113,6 +113,8 @@ def capacity(
         profile,
         csms_url,
         tls,
+        station_prefix,
+        maximum,
         heartbeat_interval=int(profile.config.get("HeartbeatInterval", 60)),
         service_time=csms_delay_ms / 1000.0,
     )

@@ -20,28 +20,34 @@ import socket
 import threading
 from typing import Any
 
-from fleet.cli.prerun import auth_for
+from fleet.cli.prerun import auth_for, tag_options
 from fleet.scenarios.profile import Profile, ProfileError, load
 
 ENV = "FLEET_EMBEDDED_CSMS"
 """The child's environment variable: ``host:port:token`` of the follower."""
 
 
-def configure(csms: Any, profile: Profile) -> None:
+def configure(csms: Any, profile: Profile, station_prefix: str = "CP") -> None:
     """The CSMS accepts ``profile``'s stations: its id tags (added to the tags accepted so
-    far: a station of the previous run may still send its last StopTransaction) and its
-    AuthorizationKey (replacing the previous one: a handshake is always of the current
-    run's stations)."""
+    far: a station of the previous run may still send its last StopTransaction; any
+    station number, the form sets the fleet's size) and its AuthorizationKey (replacing
+    the previous one: a handshake is always of the current run's stations)."""
     reference = csms.csms
-    reference.accepted_tags = reference.accepted_tags | set(profile.id_tags)
+    options = tag_options(profile, station_prefix, None)
+    accepts, previous = options["accepts_tag"], reference.accepts_tag
+    reference.accepts_tag = (
+        accepts if previous is None else (lambda tag: accepts(tag) or previous(tag))
+    )
+    reference.parent_id_tag = options["parent_id_tag"]
     reference.basic_auth = auth_for(profile)
 
 
 class ProfileFollower:
     """Listens on 127.0.0.1 for the Locust child's profile switches (a daemon thread)."""
 
-    def __init__(self, csms: Any) -> None:
+    def __init__(self, csms: Any, station_prefix: str = "CP") -> None:
         self.csms = csms
+        self.station_prefix = station_prefix
         self.token = secrets.token_hex(16)
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(None)
@@ -82,7 +88,7 @@ class ProfileFollower:
                 f"error profile {profile.name}: SecurityProfile {profile.security_profile} "
                 "needs a wss:// CSMS; the embedded CSMS is ws://"
             )
-        configure(self.csms, profile)
+        configure(self.csms, profile, self.station_prefix)
         self.switched.append(profile.name)
         return "ok"
 

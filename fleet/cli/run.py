@@ -278,7 +278,8 @@ def run(
 
     # Until this process exits: a signal from here on stops the run cleanly.
     interrupts = Interrupts().install()
-    csms, url = open_csms(profile, csms_url, tls)
+    # Web UI: the number of stations is typed in there, so any station's tags go.
+    csms, url = open_csms(profile, csms_url, tls, station_prefix, users if headless else None)
     cmd = locust_command(url, profile, station_prefix, users, spawn_rate, seed, no_validate, tls)
     cmd += ["--web-host", web_host, "--web-port", str(web_port)]
     if headless:
@@ -327,7 +328,7 @@ def run(
         # follows it (fleet.cli.follow).
         from fleet.cli.follow import ProfileFollower
 
-        follower = ProfileFollower(csms)
+        follower = ProfileFollower(csms, station_prefix)
         env.update(follower.env())
     reports = _Reports(slos, json_summary, junit_xml, html_report, headless, grace)
     cmd += reports.locust_options() + passed_on

@@ -70,6 +70,7 @@ class Fleet:
         validate_outgoing: bool | None = None,
         connect_grace: float = 10.0,
         clocks: Mapping[str, str] | None = None,
+        message_ids: str = "unique",
     ) -> None:
         """``time_compression``: the model's clock runs this many times faster than the
         loop's (144: a day in ten minutes). Meter energy, sample intervals, heartbeats and
@@ -97,6 +98,9 @@ class Fleet:
         if validate_outgoing is None:
             validate_outgoing = os.environ.get(VALIDATE_OUTGOING_ENV, "") not in ("", "0")
         self.validate_outgoing = validate and validate_outgoing
+        # How stations number their CALLs (fleet.protocol.rpc.MESSAGE_IDS; a profile's
+        # station.message_ids).
+        self.message_ids = message_ids
         self.samples: deque[Sample] | None = deque() if keep_samples else None
         self.rng = random.Random(seed)
         self.ssl_context = ssl_context

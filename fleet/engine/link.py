@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import ssl
 import struct
@@ -104,6 +105,9 @@ def _connect_error(reason: str, exc: BaseException | None) -> str:
     if exc is None:
         return reason
     detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None)
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, ssl.SSLError):
+        # asyncio's "Connect call failed ('host', port)" says less than the errno's name.
+        detail = os.strerror(exc.errno)
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = exc.verify_message
     if not detail:
@@ -179,6 +183,7 @@ class LinkOwner(Protocol):
     stats: FleetStats
     validate: bool
     validate_outgoing: bool
+    message_ids: str
     security: Security
     time_compression: float
     ping_scale: float
@@ -233,6 +238,7 @@ class StationLink:
             timeout=float(station.config.get_int("WebsocketRequestTimeout"))
             * fleet.time_compression,
             validate=fleet.validate,
+            message_ids=fleet.message_ids,
         )
         self._check_own = fleet.validate_outgoing  # our CALLs too (see Fleet)
         self.state = _IDLE
@@ -497,7 +503,10 @@ class StationLink:
         if self.state == _CONNECTING:
             if self.transport is not None:
                 self.transport.abort()
-            self._connect_failed("timeout", None)
+            seconds = self.station.config.get_int("WebsocketConnectionTimeout")
+            self._connect_failed(
+                "timeout", TimeoutError(f"no websocket handshake within {seconds} s")
+            )
 
     def _connect_failed(
         self, reason: str, exc: BaseException | None, *, quiet: bool = False
@@ -511,11 +520,10 @@ class StationLink:
             self._not_connecting()
         if self._attempt == 0 and not quiet:
             log.warning(
-                "%s: cannot connect to %s (%s: %s)",
+                "%s: cannot connect to %s (%s)",
                 self.station.identity,
                 redact_url(self.url),
-                reason,
-                exc,
+                _connect_error(reason, exc),
             )
         self._retry_later()
 

@@ -87,6 +87,7 @@ class Bridge:
             time_compression=self.time_compression,
             connect_grace=_float_or_none(getattr(opts, "fleet_connect_grace", None)) or 10.0,
             clocks=self.profile.sessions.clocks,
+            message_ids=self.profile.message_ids,
         )
         self.fleet.overrides.update(self.overrides)
         self.thread.start()
