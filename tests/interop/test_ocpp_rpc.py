@@ -518,6 +518,9 @@ async def _unplug_session_and_bad_calls(csms: NodeCsms, link: StationLink) -> No
     # faulting errors, the status unchanged (Available) for the others; the recovery is
     # an Available with NoError either way.
     errors = [e for e in VENDOR_ERRORS if e.is_error]
+    # The three detections the guide ships disabled are enabled here, as a profile's
+    # `faults.enable` would: every row of the catalogue is to reach ocpp-rpc.
+    station.enabled_faults = frozenset(e.vendor_code for e in errors)
 
     def recoveries() -> int:
         ok = {"connectorId": 1, "status": "Available", "errorCode": "NoError"}
