@@ -13,12 +13,13 @@ search stops there (60 and 80 are never tried).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
+import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,7 +132,7 @@ async def _heartbeats(url: str, stations: int) -> list[float]:
             return time.monotonic()
 
     start = time.monotonic()
-    done = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(stations))), 10)
+    done = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(stations))), 60)
     return sorted(t - start for t in done)
 
 
@@ -150,10 +151,10 @@ def test_cli_csms_delay_serves_one_message_at_a_time(free_port: int) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    # Five CALLs at once, 100 ms each, one after the other.
-    assert answered[-1] >= 0.5
-    gaps = [b - a for a, b in itertools.pairwise(answered)]
-    assert min(gaps) >= 0.09, gaps
+    # Five CALLs at once, 100 ms each, one after the other: the k-th answer cannot come
+    # before k x 100 ms (a lower bound: a busy machine only makes answers later, where
+    # the gaps between them, once asserted here, shrink when the client reads late).
+    assert all(t >= 0.1 * k - 0.005 for k, t in enumerate(answered, 1)), answered
 
 
 def test_no_delay_by_default() -> None:
@@ -258,3 +259,88 @@ def test_step_results_evaluate_like_a_run() -> None:
     """The verdict re-evaluates each step's window with the same SLO code as `fleet run`."""
     slos = slo_mod.parse_all(["Heartbeat.p95 < 1s"])
     assert slo_mod.evaluate_all(slos, _step(10, 999)["summary"])[0].passed
+
+
+# -- the docs' example, and an SLO with nothing to measure ----------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "capacity.md"
+SHORT_PLAN = {"--start": "3", "--step": "3", "--max": "6", "--hold": "12s", "--spawn-rate": "20"}
+
+
+def docs_example() -> list[str]:
+    """The first ``fleet capacity`` command of docs/capacity.md, as argv."""
+    for block in re.findall(r"```sh\n(.*?)```", DOCS.read_text(), re.S):
+        command = block.replace("\\\n", " ")
+        if command.lstrip().startswith("fleet capacity"):
+            return shlex.split(command.splitlines()[0])
+    raise AssertionError("docs/capacity.md has no `fleet capacity` example")
+
+
+def runnable_here(argv: list[str], tmp: Path) -> list[str]:
+    """The example against the embedded CSMS (no --csms), with a short step plan and the
+    report files in ``tmp``; every SLO and the profile as written."""
+    out: list[str] = []
+    args = iter(argv[2:])  # after "fleet capacity"
+    for arg in args:
+        if arg == "--csms":
+            next(args)
+        elif arg in SHORT_PLAN:
+            next(args)
+            out += [arg, SHORT_PLAN[arg]]
+        elif arg in ("--html", "--json"):
+            out += [arg, str(tmp / Path(next(args)).name)]
+        else:
+            out.append(arg)
+    return [*out, "--seed", "1"]
+
+
+def test_the_docs_example_runs_as_written(tmp_path: Path) -> None:
+    argv = docs_example()
+    assert argv[:2] == ["fleet", "capacity"] and "--slo" in argv
+    proc = _fleet("capacity", *runnable_here(argv, tmp_path), timeout=150)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout
+    data = json.loads((tmp_path / "capacity.json").read_text())
+    assert data["result"]["complete"] and data["result"]["no_data"] == []
+    assert (tmp_path / "capacity.html").read_text().startswith("<!DOCTYPE html>")
+    assert data["steps"][0]["stations"] == 3
+    for step in data["steps"]:
+        measured = {r["slo"]: r["measured"] for r in step["summary"]["slos"]}
+        assert None not in measured.values(), measured  # every SLO measured something
+        # The boot SLO measured the step's own boot storm: its new stations' boots.
+        boots = step["whole"]["actions"]["BootNotification"]["requests"]
+        assert boots == 3, step["whole"]["actions"]["BootNotification"]
+
+
+def test_an_slo_with_no_data_is_its_own_verdict(tmp_path: Path) -> None:
+    """demo's stations never heartbeat (never a heartbeat interval without a message):
+    a Heartbeat SLO stops the search at the first step, named, with exit code 3."""
+    proc = _fleet(
+        "capacity", "--profile", "demo", "--slo", "Heartbeat.p95 < 500ms",
+        "--slo", "error_rate < 1%", "--start", "2", "--max", "4", "--step", "2",
+        "--hold", "6s", "--spawn-rate", "20", "--seed", "1", "--json", str(tmp_path / "c.json"),
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == slo_mod.EXIT_NO_DATA == 3, proc.stderr[-3000:]
+    assert "no data at 2 stations: the search cannot judge it:" in proc.stdout, proc.stdout
+    assert "Heartbeat.p95: no data, no Heartbeat exchange to measure" in proc.stdout
+    assert "NO DATA" in proc.stdout  # the step's row
+    result = json.loads((tmp_path / "c.json").read_text())["result"]
+    assert result["no_data_at"] == 2 and result["largest_passing"] is None
+    assert [r["slo"] for r in result["no_data"]] == ["Heartbeat.p95 < 500ms"]
+
+
+def test_verdict_names_the_slo_without_data() -> None:
+    data = {
+        "plan": {"slos": ["p95 < 1s", "MeterValues.p95 < 1s"]},
+        "steps": [_step(10, 100), {**_step(20, 100), "passed": False}],
+        "done": True,
+    }
+    data["steps"][0]["summary"]["actions"]["MeterValues"] = {"requests": 5, "p95_ms": 10}
+    v = cap.verdict(data)
+    assert (v.largest_passing, v.unmeasured, v.breaking, v.exit_code) == (10, 20, None, 3)
+    assert [r.slo.text for r in v.no_data] == ["MeterValues.p95 < 1s"]
+    assert v.lines()[1] == "no data at 20 stations: the search cannot judge it:"
+    assert "NO DATA" in cap.table(data["steps"])
+    results = slo_mod.evaluate_all(slo_mod.parse_all(["Heartbeat.p95 < 1s"]), {"total": {}})
+    assert slo_mod.exit_code(results) == 3
+    assert "NO DATA" in slo_mod.table(results)

@@ -183,14 +183,31 @@ async def measure(n: int, url: str, seconds: float) -> dict[str, Any]:
     return result
 
 
+async def serve(n: int, url: str, interval: float) -> None:
+    """Every station charging with MeterValues every ``interval`` until killed: the
+    all-in benchmark (``fleet bench --all-in``) measures this process from outside,
+    as it measures ``fleet run``. Stations enter the rhythm as they boot, so their
+    phases spread over the boot."""
+    shared = Shared()
+    shared.mode, shared.interval = "meter_values", interval
+    tasks = [asyncio.create_task(station(f"O{i:06d}", url, shared)) for i in range(n)]
+    await asyncio.gather(*tasks)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fleet.bench.baseline", description=__doc__)
     parser.add_argument("--stations", type=int, default=1000)
     parser.add_argument("--url", required=True)
     parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument(
+        "--serve", type=float, metavar="INTERVAL", help="charge with MeterValues until killed"
+    )
     args = parser.parse_args(argv)
     raise_open_file_limit()
     logging.getLogger("ocpp").setLevel(logging.WARNING)
+    if args.serve:
+        asyncio.run(serve(args.stations, args.url, args.serve))
+        return
     result = asyncio.run(measure(args.stations, args.url, args.seconds))
     print(json.dumps(result), flush=True)
 

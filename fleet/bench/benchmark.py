@@ -346,9 +346,9 @@ def engine_main(n: int, url: str, seconds: float, validate: bool, steps: str) ->
 
 
 class Sink:
-    """The sink CSMS subprocess."""
+    """The sink CSMS subprocess (``processes`` accepting processes on one port)."""
 
-    def __init__(self, interval: int = HOLD_INTERVAL) -> None:
+    def __init__(self, interval: int = HOLD_INTERVAL, processes: int = 1) -> None:
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/ocpp"
         self.proc = subprocess.Popen(
@@ -360,13 +360,24 @@ class Sink:
                 str(self.port),
                 "--heartbeat-interval",
                 str(interval),
+                "--processes",
+                str(processes),
             ],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the sink CSMS did not start")
+
+    def stats(self) -> dict[str, int]:
+        """CALLs answered and connections open, over every sink process."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        counts: dict[str, int] = json.loads(self.proc.stdout.readline())
+        return counts
 
     def close(self) -> None:
         self.proc.terminate()
@@ -462,6 +473,26 @@ def main(argv: list[str] | None = None, prog: str = "python -m fleet.bench") -> 
     parser.add_argument(
         "--skip", default="", help="comma-separated parts to skip: baseline, locust, max"
     )
+    parser.add_argument(
+        "--all-in",
+        action="store_true",
+        help="measure `fleet run --headless` (Locust) and the baseline from outside "
+        "(fleet.bench.allin) instead of the engine",
+    )
+    parser.add_argument("--all-in-sizes", default="400,2000", help="all-in fleet sizes")
+    parser.add_argument("--warmup", type=float, default=45.0, help="all-in warm-up seconds")
+    parser.add_argument("--window", type=float, default=45.0, help="all-in window seconds")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help="the N-station check (heartbeats every 60 s, fleet run --processes auto)",
+    )
+    parser.add_argument("--local-ips", default="", help="--scale: fleet run --local-ips")
+    parser.add_argument("--fleet-processes", default="auto", help="--scale: fleet run --processes")
+    parser.add_argument(
+        "--sink-processes", type=int, default=0, help="sink processes (default: 1 per 15,000)"
+    )
     parser.add_argument("--engine", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--steps", default="cpu", help=argparse.SUPPRESS)
@@ -471,6 +502,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m fleet.bench") -> 
         engine_main(args.engine, args.url, seconds, not args.no_validate, args.steps)
         return
 
+    if args.all_in or args.scale:
+        outside(args)
+        return
     soft, _ = raise_open_file_limit()
     sizes = [int(s) for s in args.stations.split(",") if s.strip()]
     problem = stations_problem(max([*sizes, 10000]))
@@ -511,6 +545,33 @@ def main(argv: list[str] | None = None, prog: str = "python -m fleet.bench") -> 
     report["seconds"] = round(time.monotonic() - started, 1)
     report["verdict"] = verdict(report)
     print(table(report))
+    if args.json_file:
+        Path(args.json_file).write_text(json.dumps(report, indent=2) + "\n")
+        _say(f"results in {args.json_file}")
+
+
+def outside(args: argparse.Namespace) -> None:
+    """``--all-in`` / ``--scale``: measure real commands from outside (fleet.bench.allin)."""
+    from fleet.bench import allin
+
+    raise_open_file_limit()
+    report: dict[str, Any] = {"machine": {"python": sys.version.split()[0], "cpus": os.cpu_count()}}
+    biggest = max([args.scale or 0, *(int(n) for n in args.all_in_sizes.split(","))])
+    # SO_REUSEPORT spreads connections by a hash, not evenly: 15,000 per process on
+    # average leaves room under a 20,000 open-file limit.
+    sink = Sink(processes=args.sink_processes or max(1, -(-biggest // 15_000)))
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    try:
+        if args.all_in:
+            sizes = [int(n) for n in args.all_in_sizes.split(",")]
+            report["all_in"] = allin.all_in(sink, sizes, args.warmup, args.window, skip, _say)
+        if args.scale:
+            report["scale"] = allin.scale(
+                sink, args.scale, args.local_ips, args.fleet_processes, args.window, _say
+            )
+    finally:
+        sink.close()
+    print(allin.table(report))
     if args.json_file:
         Path(args.json_file).write_text(json.dumps(report, indent=2) + "\n")
         _say(f"results in {args.json_file}")

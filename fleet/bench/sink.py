@@ -11,8 +11,16 @@ canned CALLRESULT in one unmasked text frame. Pings get pongs, a close gets a cl
 Anything it does not understand closes the connection: it is a sink, not a CSMS
 (the reference CSMS in fleet.csms is the one that checks what stations send).
 
-It prints ``ready`` on stdout once it listens, then, every second, nothing: the
-benchmark reads the station side's counters.
+It prints ``ready`` on stdout once it listens. Each line ``stats`` on its stdin gets one
+JSON line back: ``{"calls": C, "connections": N}``, the CALLs answered and the connections
+open, summed over its processes: what the all-in benchmark (``fleet bench --all-in``)
+measures a fleet against, from outside the fleet.
+
+``--processes K``: K processes accept on the one port (``SO_REUSEPORT``: the kernel
+spreads new connections over their listening sockets), so the sink holds 100,000
+connections (one process holds at most the open-file limit, ~20,000 here) and keeps up
+with them on every core. The counters live in shared memory, one slot per process and
+counter: each process writes only its own, so no lock.
 """
 
 from __future__ import annotations
@@ -21,7 +29,12 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import json
+import multiprocessing
+import os
+import signal
 import struct
+import sys
 from typing import Any
 
 import orjson
@@ -62,6 +75,10 @@ class SinkConnection(asyncio.Protocol):
     __slots__ = ("answers", "buffer", "open", "transport")
 
     transactions = 0  # shared by every connection of the process
+    # Shared-memory counters (see the module docstring): calls at [slot], open
+    # connections at [slot + 1]; a plain list when the sink is used in-process.
+    counters: Any = [0, 0]
+    slot = 0
 
     def __init__(self, answers: dict[str, bytes]) -> None:
         self.answers = answers
@@ -71,6 +88,7 @@ class SinkConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        SinkConnection.counters[SinkConnection.slot + 1] += 1
 
     def data_received(self, data: bytes) -> None:
         buf = self.buffer + data if self.buffer else data
@@ -150,6 +168,7 @@ class SinkConnection(asyncio.Protocol):
         if msg[0] != 2:
             return  # our own CALLs: none
         action = msg[2]
+        SinkConnection.counters[SinkConnection.slot] += 1
         if action == "StartTransaction":
             SinkConnection.transactions += 1
             answer = b'{"transactionId":%d,"idTagInfo":{"status":"Accepted"}}' % (
@@ -162,27 +181,75 @@ class SinkConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        SinkConnection.counters[SinkConnection.slot + 1] -= 1
 
 
-async def serve(port: int, interval: int, host: str = "127.0.0.1") -> asyncio.Server:
+async def serve(
+    port: int, interval: int, host: str = "127.0.0.1", reuse_port: bool = False
+) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     answers = canned(interval)
     return await loop.create_server(
-        lambda: SinkConnection(answers), host, port, backlog=8192, reuse_address=True
+        lambda: SinkConnection(answers),
+        host,
+        port,
+        backlog=8192,
+        reuse_address=True,
+        reuse_port=reuse_port or None,
     )
+
+
+def _worker(port: int, interval: int, counters: Any, slot: int, ready: Any) -> None:
+    """One accepting process (forked before any event loop exists)."""
+    SinkConnection.counters, SinkConnection.slot = counters, slot
+    raise_open_file_limit()
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(serve(port, interval, reuse_port=True))
+    ready.release()
+    loop.run_forever()
+
+
+def totals(counters: Any) -> dict[str, int]:
+    return {"calls": sum(counters[0::2]), "connections": sum(counters[1::2])}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fleet.bench.sink", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--heartbeat-interval", type=int, default=3600)
+    parser.add_argument("--processes", type=int, default=1, help="accepting processes")
     args = parser.parse_args(argv)
-    raise_open_file_limit()
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(serve(args.port, args.heartbeat_interval))
+    k = max(1, args.processes)
+    ctx = multiprocessing.get_context("fork")
+    counters = ctx.RawArray("q", 2 * k)
+    ready = ctx.Semaphore(0)
+    workers = [
+        ctx.Process(
+            target=_worker,
+            args=(args.port, args.heartbeat_interval, counters, 2 * i, ready),
+            daemon=True,
+        )
+        for i in range(k)
+    ]
+    for w in workers:
+        w.start()
+    for _ in workers:
+        ready.acquire()
+
+    def stop(*_: Any) -> None:
+        for w in workers:
+            w.terminate()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     print("ready", flush=True)
-    loop.run_forever()
+    # The parent only answers "stats": its workers hold every connection.
+    for line in sys.stdin:
+        if line.strip() == "stats":
+            print(json.dumps(totals(counters)), flush=True)
+    while True:  # stdin closed (e.g. started in the background): serve until SIGTERM
+        signal.pause()
 
 
 if __name__ == "__main__":

@@ -220,6 +220,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             keep_samples=False,
             seed=args.seed,
             time_compression=profile.time_compression,
+            clocks=profile.sessions.clocks,
         ),
     )
     samples: list[dict[str, Any]] = []

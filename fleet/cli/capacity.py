@@ -113,6 +113,8 @@ def capacity(
         profile,
         csms_url,
         tls,
+        station_prefix,
+        maximum,
         heartbeat_interval=int(profile.config.get("HeartbeatInterval", 60)),
         service_time=csms_delay_ms / 1000.0,
     )
@@ -151,6 +153,8 @@ def capacity(
             "breaking": result.breaking,
             "broken": [r.as_dict() for r in result.broken],
             "complete": result.complete,
+            "no_data_at": result.unmeasured,
+            "no_data": [r.as_dict() for r in result.no_data],
         }
         Path(json_out).write_text(json.dumps(data, indent=2) + "\n")
-    sys.exit(0 if result.complete and result.largest_passing is not None else 1)
+    sys.exit(result.exit_code)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from fleet.cli.options import UsageProblem
-from fleet.cli.prerun import password_check
+from fleet.cli.prerun import password_check, run_stations_options, tag_options
 from fleet.engine.security import tls_reason
 from fleet.scenarios.profile import ProfileError, load
 
@@ -20,7 +20,19 @@ from fleet.scenarios.profile import ProfileError, load
 @click.option("--port", type=click.IntRange(0, 65535), default=9000, show_default=True)
 @click.option("--accept-tag", "accept_tags", multiple=True, help="An idTag to accept (repeatable).")
 @click.option("--accept-all", is_flag=True, help="Accept every idTag.")
-@click.option("--profile", "profile_name", help="Accept the id tags of this profile.")
+@click.option(
+    "--profile",
+    "profile_name",
+    help="Accept the id tags of this profile (its per-station tags: of the stations named "
+    "by --station-prefix and --stations, as `fleet profiles tags` lists them).",
+)
+@run_stations_options("With --profile: accept the tags of stations 1..N only (default: any).")
+@click.option(
+    "--one-transaction-per-tag",
+    is_flag=True,
+    help="Answer a StartTransaction with ConcurrentTx while its idTag is in a transaction "
+    "elsewhere, as many database-backed CSMSs do.",
+)
 @click.option(
     "--boot-status",
     type=click.Choice(["Accepted", "Pending", "Rejected"]),
@@ -63,6 +75,9 @@ def csms(
     accept_tags: tuple[str, ...],
     accept_all: bool,
     profile_name: str | None,
+    station_prefix: str,
+    stations: int | None,
+    one_transaction_per_tag: bool,
     boot_status: str,
     heartbeat_interval: int,
     tls_cert: str | None,
@@ -86,13 +101,12 @@ def csms(
             raise UsageProblem(
                 f"TLS: cannot load --tls-cert / --tls-key / --tls-client-ca ({tls_reason(exc)})"
             ) from None
-    tags = list(accept_tags)
+    extra: dict[str, Any] = {"one_transaction_per_tag": one_transaction_per_tag}
     if profile_name:
         try:
-            tags += load(profile_name).id_tags
+            extra.update(tag_options(load(profile_name), station_prefix, stations))
         except ProfileError as exc:
             raise UsageProblem(str(exc)) from None
-    extra: dict[str, Any] = {}
     if ledger_journal:
         try:
             extra["ledger"] = JournaledLedger(ledger_journal)
@@ -104,7 +118,7 @@ def csms(
                 host,
                 port,
                 **extra,
-                accepted_tags=tags,
+                accepted_tags=accept_tags,
                 accept_all_tags=accept_all,
                 boot_status=boot_status,
                 heartbeat_interval=heartbeat_interval,

@@ -6,6 +6,7 @@ start-up of the embedded reference CSMS when no ``--csms`` is given."""
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import socket
 import ssl
@@ -42,8 +43,12 @@ def check_csms_url(url: str, timeout: float = 3.0, tls: TlsSettings | None = Non
         with socket.create_connection((parts.hostname, port), timeout=timeout) as sock:
             if parts.scheme == "wss" and tls is not None and not tls.insecure:
                 _check_certificate(sock, parts.hostname, port, tls)
+    except TimeoutError:
+        raise UsageProblem(
+            f"--csms: cannot reach {parts.hostname}:{port} (no answer within {timeout:g} s)"
+        ) from None
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
         raise UsageProblem(f"--csms: cannot reach {parts.hostname}:{port} ({reason})") from None
 
 
@@ -112,25 +117,70 @@ def check_open_files(stations: int, embedded: bool) -> None:
 
 
 def open_csms(
-    profile: Profile, csms_url: str | None, tls: TlsSettings, **options: Any
+    profile: Profile,
+    csms_url: str | None,
+    tls: TlsSettings,
+    station_prefix: str = "CP",
+    stations: int | None = None,
+    **options: Any,
 ) -> tuple[Any, str]:
     """The CSMS the stations connect to: the one at ``csms_url`` (checked reachable), or
-    an embedded reference CSMS (``options`` go to it) that accepts the profile's tags and
-    its Basic auth key. Returns the embedded CSMS (None otherwise) and the URL."""
+    an embedded reference CSMS (``options`` go to it) that accepts the profile's tags of
+    the run's stations (``station_prefix``, numbers 1..``stations``; None: any) and its
+    Basic auth key. Returns the embedded CSMS (None otherwise) and the URL."""
     if csms_url is not None:
         check_csms_url(csms_url, tls=tls)
         return None, csms_url
     from fleet.csms.server import CsmsThread
 
-    key = profile.config.get("AuthorizationKey") if profile.security_profile == 1 else None
     csms = CsmsThread(
-        accepted_tags=profile.id_tags,
-        basic_auth=None if key is None else password_check(str(key)),
+        basic_auth=auth_for(profile),
+        **tag_options(profile, station_prefix, stations),
         **options,
     )
     url = csms.start()
     click.echo(f"fleet: embedded reference CSMS at {url}", err=True)
     return csms, url
+
+
+def auth_for(profile: Profile) -> Any:
+    """The embedded CSMS's Basic auth check for ``profile``'s stations (None: no auth)."""
+    key = profile.config.get("AuthorizationKey") if profile.security_profile == 1 else None
+    return None if key is None else password_check(str(key))
+
+
+def run_stations_options(stations_help: str, required: bool = False) -> Any:
+    """``--station-prefix`` and ``--stations`` of a run, for the commands that work out
+    its per-station tags (``fleet profiles tags``, ``fleet csms --profile``)."""
+
+    def decorate(command: Any) -> Any:
+        command = click.option(
+            "--stations",
+            "-u",
+            type=click.IntRange(min=1),
+            required=required,
+            default=None,
+            help=stations_help,
+        )(command)
+        return click.option(
+            "--station-prefix",
+            default="CP",
+            show_default=True,
+            help="The run's --station-prefix (station ids PREFIX00001 ...).",
+        )(command)
+
+    return decorate
+
+
+def tag_options(profile: Profile, station_prefix: str, stations: int | None) -> dict[str, Any]:
+    """What the reference CSMS needs to accept exactly the profile's idTags of a run's
+    stations (``fleet profiles tags`` lists the same ones) and answer their group."""
+    tags = profile.id_tags
+
+    def accepts(id_tag: str) -> bool:
+        return tags.accepts(id_tag, station_prefix, stations)
+
+    return {"accepts_tag": accepts, "parent_id_tag": tags.parent}
 
 
 def password_check(key: str) -> Any:

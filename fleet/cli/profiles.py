@@ -1,12 +1,16 @@
-"""``fleet profiles``: list the shipped profiles, validate profile files."""
+"""``fleet profiles``: list the shipped profiles, validate profile files, export the idTags
+a run uses (to provision a CSMS before it)."""
 
 from __future__ import annotations
 
+import csv
 import sys
 
 import click
 
-from fleet.scenarios.profile import ProfileError, available, load
+from fleet.cli.options import UsageProblem
+from fleet.cli.prerun import run_stations_options
+from fleet.scenarios.profile import ProfileError, available, load, station_id
 
 
 @click.group()
@@ -39,3 +43,29 @@ def profiles_validate(files: tuple[str, ...]) -> None:
             bad += 1
     if bad:
         sys.exit(2)
+
+
+@profiles.command("tags")
+@click.argument("name")
+@run_stations_options("How many stations the run has.", required=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w"),
+    default="-",
+    help="Write the CSV here (default: standard output).",
+)
+def profiles_tags(
+    name: str, stations: int, station_prefix: str, output: click.utils.LazyFile
+) -> None:
+    """The idTags a run of profile NAME with this many stations badges with, as CSV
+    (station_id, id_tag, parent_id_tag): the list a CSMS needs before the run. A shared
+    pool's tags have no station (any station badges any of them)."""
+    try:
+        profile = load(name)
+    except ProfileError as exc:
+        raise UsageProblem(str(exc)) from None
+    identities = (station_id(station_prefix, n) for n in range(1, stations + 1))
+    writer = csv.writer(output, lineterminator="\n")
+    writer.writerow(("station_id", "id_tag", "parent_id_tag"))
+    writer.writerows(profile.id_tags.listing(identities))

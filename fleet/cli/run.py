@@ -21,8 +21,32 @@ from fleet.cli.options import (
     station_options,
 )
 from fleet.cli.prerun import check_open_files, checked_setup, open_csms
+from fleet.engine.limits import LOCAL_IPS_ENV, auto_processes, parse_local_ips
 from fleet.engine.security import TlsSettings
 from fleet.scenarios.profile import Profile
+
+
+def processes_value(value: str) -> int | str:
+    """``--processes``: an integer >= -1 or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = -2
+    if number < -1:
+        raise click.BadParameter(f"expected an integer >= -1 or auto, got {value!r}")
+    return number
+
+
+def local_ips_value(value: str | None) -> str | None:
+    """``--local-ips``: checked here, so a typo stops the run before it starts."""
+    if value is not None:
+        try:
+            parse_local_ips(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 @click.command()
@@ -45,10 +69,20 @@ from fleet.scenarios.profile import Profile
 )
 @click.option(
     "--processes",
-    type=click.IntRange(min=-1),
-    default=0,
+    default="0",
+    callback=lambda _ctx, _param, value: processes_value(value),
     help="Locust's distributed mode on this host: a master and N worker processes "
-    "(-1: one per CPU core). Station ids and numbers stay 1..N across workers.",
+    "(-1: one per CPU core; auto: as few as the open-file limit allows for --stations). "
+    "Station ids and numbers stay 1..N across workers.",
+)
+@click.option(
+    "--local-ips",
+    default=None,
+    metavar="ADDRS",
+    callback=lambda _ctx, _param, value: local_ips_value(value),
+    help="Source addresses for the stations' connections, spread over them: "
+    "127.0.0.2-127.0.0.9, a CIDR block or a comma-separated list (one address reaches "
+    "one CSMS port over ~28,000 ephemeral ports).",
 )
 @click.option(
     "--duration",
@@ -197,7 +231,8 @@ def run(
     csms_url: str | None,
     stations: int,
     spawn_rate: float,
-    processes: int,
+    processes: int | str,
+    local_ips: str | None,
     duration: str,
     profile_name: str,
     headless: bool,
@@ -259,13 +294,19 @@ def run(
         _warn_open_web_ui(web_host)
     if metrics_port:
         check_port_free("--metrics-port", "127.0.0.1", metrics_port)
-    check_open_files(users, embedded=csms_url is None)
+    if processes == "auto":
+        processes = 0 if csms_url is None else auto_processes(users)
+        click.echo(f"fleet: --processes auto: {processes} worker(s)", err=True)
+    assert isinstance(processes, int)
+    # Each worker holds its share of the stations (Locust spreads users evenly).
+    check_open_files(-(-users // processes) if processes > 0 else users, csms_url is None)
 
     # Until this process exits: a signal from here on stops the run cleanly.
     # The stations' end (--end-timeout) must fit in the grace before a kill.
     end_seconds = duration_seconds("--end-timeout", end_timeout, zero_ok=True)
     interrupts = Interrupts(grace=max(20.0, end_seconds + 10.0)).install()
-    csms, url = open_csms(profile, csms_url, tls)
+    # Web UI: the number of stations is typed in there, so any station's tags go.
+    csms, url = open_csms(profile, csms_url, tls, station_prefix, users if headless else None)
     cmd = locust_command(url, profile, station_prefix, users, spawn_rate, seed, no_validate, tls)
     cmd += ["--web-host", web_host, "--web-port", str(web_port)]
     if headless:
@@ -299,6 +340,8 @@ def run(
     # Locust runs the first load shape the locustfile exports; it exports the one
     # FLEET_SHAPE names (all of them for the web UI's class picker).
     env = {"FLEET_SHAPE": "" if shape == "none" else shape}
+    if local_ips:
+        env[LOCAL_IPS_ENV] = local_ips
     if class_picker:
         cmd += ["--class-picker"]
         env["FLEET_SHAPE"] = "all"
@@ -307,9 +350,19 @@ def run(
     if not headless:
         click.echo(f"fleet: Locust web UI at http://{_shown(web_host)}:{web_port}", err=True)
 
+    follower = None
+    if csms is not None and not headless:
+        # The web form may start the next run with another profile: the embedded CSMS
+        # follows it (fleet.cli.follow).
+        from fleet.cli.follow import ProfileFollower
+
+        follower = ProfileFollower(csms, station_prefix)
+        env.update(follower.env())
     reports = _Reports(slos, json_summary, junit_xml, html_report, headless, grace)
     cmd += reports.locust_options() + passed_on
     code = interrupts.run(cmd, env)
+    if follower is not None:
+        follower.close()
     ledger = None
     if csms is not None:
         code = max(code, _report_ledger(csms, ledger_json))
@@ -516,7 +569,10 @@ class _Reports:
                 junit.write(self.junit_path, results, data)
             if self.html_path:
                 click.echo(f"fleet: fleet report {html.write(self.html_path, data, history)}")
-            return 0 if data["passed"] else 1
+            if reasons:
+                return 1
+            # 3 when nothing broke but an SLO had nothing to measure (slo.exit_code).
+            return 0 if data["passed"] else slo_mod.exit_code(results) or 1
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
 

@@ -78,6 +78,8 @@ class TransactionRecord:
     meter_start: int
     start_timestamp: str
     reservation_id: int | None = None
+    #: The idTagInfo status the CSMS answered the StartTransaction with.
+    status: str = "Accepted"
     #: MeterValues.req ``meterValue`` elements that named this transaction, in arrival order.
     meter_values: list[dict[str, Any]] = field(default_factory=list)
     meter_stop: int | None = None
@@ -328,8 +330,10 @@ class Ledger:
         meter_start: int,
         timestamp: str,
         reservation_id: int | None = None,
+        status: str = "Accepted",
     ) -> int:
-        """Assign the next CSMS transaction id; ids are unique across all stations."""
+        """Assign the next CSMS transaction id; ids are unique across all stations.
+        ``status``: what the CSMS answered for the idTag (Accepted, ConcurrentTx, ...)."""
         with self._lock:
             record = self._station(station_id)
             key = (connector_id, id_tag, meter_start, timestamp)
@@ -356,6 +360,7 @@ class Ledger:
                 meter_start=meter_start,
                 start_timestamp=timestamp,
                 reservation_id=reservation_id,
+                status=status,
             )
             record.active_transactions[connector_id] = transaction_id
             record.start_keys[key] = transaction_id
@@ -458,6 +463,20 @@ class Ledger:
                     self._anomaly(record, problem)
                 self._last_energy[transaction_id] = readings[-1]
 
+    def tag_in_transaction(self, id_tag: str, station_id: str, connector_id: int) -> bool:
+        """Whether ``id_tag`` (case-insensitive) has a transaction running anywhere but on
+        this station's connector (a StartTransaction sent again there is the same one)."""
+        wanted = id_tag.casefold()
+        with self._lock:
+            for record in self._stations.values():
+                for connector, tid in record.active_transactions.items():
+                    if record.station_id == station_id and connector == connector_id:
+                        continue
+                    tx = record.transactions[tid]
+                    if tx.status == "Accepted" and tx.id_tag.casefold() == wanted:
+                        return True
+            return False
+
     def _owned_by(self, transaction_id: int) -> str:
         owner = self._owner.get(transaction_id)
         return "" if owner is None else f" (it belongs to {owner})"
@@ -514,6 +533,9 @@ class Ledger:
                 "transactions_started": len(txs),
                 "transactions_stopped": len(stopped),
                 "transactions_active": len(txs) - len(stopped),
+                # StartTransactions answered ConcurrentTx: the idTag was in another
+                # transaction (a CSMS allowing one per tag; see one_transaction_per_tag).
+                "transactions_concurrent_tx": sum(tx.status == "ConcurrentTx" for tx in txs),
                 # Stopped transactions: meterStop - meterStart. Running ones add their last
                 # MeterValues energy reading - meterStart: a run that ends with sessions
                 # under way (most do) delivered energy the first figure cannot show.

@@ -151,8 +151,10 @@ class _Station(ChargePoint):  # type: ignore[misc]  # the ocpp library is untype
             )
             raise
 
-    def _id_tag_info(self, id_tag: str) -> IdTagInfo:
-        return IdTagInfo(status=self._csms.authorization_status(id_tag))
+    def _id_tag_info(self, id_tag: str, status: AuthorizationStatus | None = None) -> IdTagInfo:
+        status = status or self._csms.authorization_status(id_tag)
+        parent = self._csms.parent_id_tag if status == AuthorizationStatus.accepted else None
+        return IdTagInfo(status=status, parent_id_tag=parent)
 
     @_on(Action.boot_notification)
     def on_boot_notification(self, **payload: Any) -> call_result.BootNotification:
@@ -200,11 +202,24 @@ class _Station(ChargePoint):  # type: ignore[misc]  # the ocpp library is untype
     ) -> call_result.StartTransaction:
         # OCPP 1.6 assigns a transaction id even when the tag is refused: the station
         # needs it to send the StopTransaction that ends the refused session.
+        status = self._csms.authorization_status(id_tag)
+        if (
+            self._csms.one_transaction_per_tag
+            and status == AuthorizationStatus.accepted
+            and self._ledger.tag_in_transaction(id_tag, self.id, connector_id)
+        ):
+            status = AuthorizationStatus.concurrent_tx
         transaction_id = self._ledger.start_transaction(
-            self.id, connector_id, id_tag, meter_start, timestamp, reservation_id
+            self.id,
+            connector_id,
+            id_tag,
+            meter_start,
+            timestamp,
+            reservation_id,
+            status=status.value,
         )
         return call_result.StartTransaction(
-            transaction_id=transaction_id, id_tag_info=self._id_tag_info(id_tag)
+            transaction_id=transaction_id, id_tag_info=self._id_tag_info(id_tag, status)
         )
 
     @_on(Action.stop_transaction)
@@ -277,6 +292,12 @@ class _Station(ChargePoint):  # type: ignore[misc]  # the ocpp library is untype
 class ReferenceCsms:
     """An OCPP 1.6J central system that accepts any station and records what it sends.
 
+    Which idTags it accepts: ``accept_all_tags``, ``accepted_tags`` (a set) or
+    ``accepts_tag`` (a predicate: a profile's per-station tags, see
+    ``fleet.scenarios.profile.IdTags.accepts``); accepted ones carry ``parent_id_tag``.
+    ``one_transaction_per_tag`` answers a StartTransaction with ConcurrentTx while the
+    idTag has a transaction running at another connector, as database-backed CSMSs do.
+
     ``boot_status``, ``heartbeat_interval``, ``accept_all_tags`` and ``accepted_tags``
     may be changed while it runs (e.g. to let a fleet boot into Pending and then
     accept it); they apply to the next message that needs them.
@@ -297,6 +318,9 @@ class ReferenceCsms:
         *,
         accepted_tags: Iterable[str] | None = None,
         accept_all_tags: bool = False,
+        accepts_tag: Callable[[str], bool] | None = None,
+        parent_id_tag: str | None = None,
+        one_transaction_per_tag: bool = False,
         boot_status: str = "Accepted",
         heartbeat_interval: int = 60,
         ledger: Ledger | None = None,
@@ -305,6 +329,9 @@ class ReferenceCsms:
         service_time: float = 0.0,
     ) -> None:
         self.host = host
+        self.accepts_tag = accepts_tag
+        self.parent_id_tag = parent_id_tag
+        self.one_transaction_per_tag = one_transaction_per_tag
         self._port = port
         self.ssl_context = ssl_context
         self.basic_auth = basic_auth
@@ -348,7 +375,11 @@ class ReferenceCsms:
         self._accepted_tags = frozenset(tag.casefold() for tag in tags)
 
     def authorization_status(self, id_tag: str) -> AuthorizationStatus:
-        if self.accept_all_tags or id_tag.casefold() in self._accepted_tags:
+        if (
+            self.accept_all_tags
+            or id_tag.casefold() in self._accepted_tags
+            or (self.accepts_tag is not None and self.accepts_tag(id_tag))
+        ):
             return AuthorizationStatus.accepted
         return AuthorizationStatus.invalid
 
@@ -537,12 +568,16 @@ class CsmsThread:
         ssl_context: ssl.SSLContext | None = None,
         basic_auth: BasicAuth | None = None,
         service_time: float = 0.0,
+        **tag_options: Any,
     ) -> None:
+        """``tag_options``: ``accepts_tag``, ``parent_id_tag``, ``one_transaction_per_tag``
+        of :class:`ReferenceCsms`."""
         self.csms = ReferenceCsms(
             host,
             port,
             accepted_tags=accepted_tags,
             accept_all_tags=accept_all_tags,
+            **tag_options,
             boot_status=boot_status,
             heartbeat_interval=heartbeat_interval,
             ledger=ledger,

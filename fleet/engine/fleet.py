@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
 import random
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from fleet.engine.limits import LOCAL_IPS_ENV, parse_local_ips
 from fleet.engine.link import StationLink
 from fleet.engine.security import Security, TlsSettings
 from fleet.engine.transfer import TransferRunner
@@ -29,6 +31,17 @@ every this many stations."""
 
 Sample = tuple[str, float, int, str | None]
 """(action, round trip in seconds, response size in bytes, error or None)."""
+
+CLOCKS = {"heartbeat": "real", "meter_values": "model", "ping": "real"}
+"""Which clock the protocol's own timers run on when the model clock is compressed.
+
+``heartbeat`` (HeartbeatInterval, and the retry interval of a Pending/Rejected boot) and
+``ping`` (WebSocketPingInterval) keep a connection alive: a CSMS sees one heartbeat per
+interval per idle station in production, whatever the sessions do, so they keep real
+time. ``meter_values`` (MeterValueSampleInterval, disconnectedMeterValueSampleInterval)
+belong to a session: on the model clock every replayed session carries the samples it
+would in production, only sooner. ``model`` puts a timer on the compressed clock,
+``real`` keeps it in real seconds (profiles: ``sessions.clocks``)."""
 
 
 class Fleet:
@@ -53,8 +66,11 @@ class Fleet:
         ssl_context: ssl.SSLContext | None = None,
         tls: TlsSettings | None = None,
         time_compression: float = 1.0,
+        local_ips: list[str] | None = None,
         validate_outgoing: bool | None = None,
         connect_grace: float = 10.0,
+        clocks: Mapping[str, str] | None = None,
+        message_ids: str = "unique",
     ) -> None:
         """``time_compression``: the model's clock runs this many times faster than the
         loop's (144: a day in ten minutes). Meter energy, sample intervals, heartbeats and
@@ -74,13 +90,17 @@ class Fleet:
         ``validate`` checks what the CSMS sends and the stations' answers. The CALLs the
         stations send are typed and schema-checked by the model's tests, so they are
         checked only with ``validate_outgoing`` (default: the environment variable
-        FLEET_VALIDATE_OUTGOING=1), a debugging aid the engine tests switch on."""
+        FLEET_VALIDATE_OUTGOING=1), a debugging aid the engine tests switch on.
+        ``clocks``: timer -> ``"real"`` or ``"model"``, over :data:`CLOCKS`."""
         self.loop = loop
         self.stats = stats if stats is not None else FleetStats()
         self.validate = validate
         if validate_outgoing is None:
             validate_outgoing = os.environ.get(VALIDATE_OUTGOING_ENV, "") not in ("", "0")
         self.validate_outgoing = validate and validate_outgoing
+        # How stations number their CALLs (fleet.protocol.rpc.MESSAGE_IDS; a profile's
+        # station.message_ids).
+        self.message_ids = message_ids
         self.samples: deque[Sample] | None = deque() if keep_samples else None
         self.rng = random.Random(seed)
         self.ssl_context = ssl_context
@@ -106,6 +126,22 @@ class Fleet:
         self.clock_offset = self.t0 - self.l0
         if self.time_compression != 1.0:
             self.now = self._compressed_now  # type: ignore[method-assign]
+        self.clocks = {**CLOCKS, **(clocks or {})}
+        unknown = set(self.clocks) - set(CLOCKS) or set(self.clocks.values()) - {"real", "model"}
+        if unknown:
+            raise ValueError(f"clocks: unknown timer or clock {sorted(unknown)!r}")
+        # Configured seconds -> seconds on the clock each timer is scheduled on (the model
+        # clock for heartbeats and samples, the loop's real clock for pings).
+        real = {name: clock == "real" for name, clock in self.clocks.items()}
+        self.heartbeat_scale = self.time_compression if real["heartbeat"] else 1.0
+        self.sample_scale = self.time_compression if real["meter_values"] else 1.0
+        self.ping_scale = 1.0 if real["ping"] else 1.0 / self.time_compression
+        # Source addresses for the stations' connections, one per station in turn
+        # (``fleet run --local-ips``, passed to the Locust processes as FLEET_LOCAL_IPS):
+        # past the ~28,000 ephemeral ports of one source address (see limits).
+        if local_ips is None and os.environ.get(LOCAL_IPS_ENV):
+            local_ips = parse_local_ips(os.environ[LOCAL_IPS_ENV])
+        self._sources = itertools.cycle(local_ips) if local_ips else None
         # What exists before the first station is the program itself (in a Locust
         # worker: Locust, gevent, Flask...): out of the cyclic GC's sight too (see add).
         gc.freeze()
@@ -148,12 +184,18 @@ class Fleet:
         """
         if station.identity in self.links:
             raise ValueError(f"station {station.identity!r} is already running")
+        if (station.heartbeat_scale, station.sample_scale) != (
+            self.heartbeat_scale,
+            self.sample_scale,
+        ):
+            station.scale_timers(self.heartbeat_scale, self.sample_scale, self.now())
         link = StationLink(
             self,
             station,
             url,
             ssl_context=self.ssl_context,
             rng=random.Random(self.rng.getrandbits(64)),
+            local_ip=next(self._sources) if self._sources is not None else None,
         )
         if behaviour_factory is not None:
             link.behaviour = behaviour_factory(link)

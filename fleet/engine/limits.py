@@ -75,3 +75,58 @@ def enforce(stations: int | None) -> None:
     if problem is not None:
         sys.stderr.write(f"fleet: {problem}\n")
         sys.exit(2)
+
+
+LOCAL_IPS_ENV = "FLEET_LOCAL_IPS"
+"""The environment variable a Fleet takes its source addresses from when none are given
+(``fleet run --local-ips`` sets it for the Locust processes)."""
+
+EPHEMERAL_PORTS = 28_232
+"""Ports in Linux's default ``net.ipv4.ip_local_port_range`` (32768-60999): the most
+connections one source address can hold to one CSMS address and port."""
+
+
+def auto_processes(stations: int, soft_limit: int | None = None) -> int:
+    """Locust worker processes for ``stations`` (``fleet run --processes auto``): as few
+    as the open-file limit allows (each worker holds its share of the sockets plus
+    HEADROOM), at least one. Fewer workers means fewer copies of Locust and gevent and
+    fewer loop threads competing for the cores; the limit is what forces more."""
+    if soft_limit is None:
+        soft_limit, _ = raise_open_file_limit()
+    if soft_limit == resource.RLIM_INFINITY:
+        return 1
+    per_worker = soft_limit - HEADROOM
+    if per_worker <= 0:
+        raise ValueError(f"an open-file limit of {soft_limit} leaves no room for stations")
+    return max(1, -(-stations // per_worker))
+
+
+def parse_local_ips(text: str) -> list[str]:
+    """``--local-ips``: source addresses for the stations' connections, as k6 takes them:
+    comma-separated addresses, ranges (``127.0.0.2-127.0.0.9``) and CIDR blocks
+    (``10.0.0.0/24``: its host addresses). One source address reaches one CSMS address
+    and port over at most ~28,000 ephemeral ports (EPHEMERAL_PORTS); N addresses, N
+    times that. Raises ValueError on anything else."""
+    import ipaddress
+
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if "/" in part:
+            net = ipaddress.ip_network(part, strict=False)
+            hosts = list(net.hosts()) if net.num_addresses > 2 else list(net)
+            out.extend(str(a) for a in hosts)
+        elif "-" in part:
+            lo_text, hi_text = part.split("-", 1)
+            lo, hi = ipaddress.ip_address(lo_text.strip()), ipaddress.ip_address(hi_text.strip())
+            if lo.version != hi.version or int(hi) < int(lo):
+                raise ValueError(f"bad address range {part!r}")
+            if int(hi) - int(lo) >= 65_536:
+                raise ValueError(f"address range {part!r} is larger than 65,536 addresses")
+            out.extend(str(ipaddress.ip_address(int(lo) + i)) for i in range(int(hi) - int(lo) + 1))
+        else:
+            out.append(str(ipaddress.ip_address(part)))
+    if not out:
+        raise ValueError("no source address given")
+    return out

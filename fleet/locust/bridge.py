@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import gevent.lock
 from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -46,6 +47,7 @@ DEFAULT_END_TIMEOUT = 10.0
 END_SLACK = 5.0
 """Seconds test_stop waits beyond the end timeout before giving up on the loop."""
 END_MODES = ("stop", "power-off")
+_BUILDING = gevent.lock.Semaphore()  # one Bridge built at a time (see Bridge.get)
 
 
 class OcppFailure(Exception):
@@ -92,6 +94,8 @@ class Bridge:
             tls=tls_settings(opts),
             time_compression=self.time_compression,
             connect_grace=_float_or_none(getattr(opts, "fleet_connect_grace", None)) or 10.0,
+            clocks=self.profile.sessions.clocks,
+            message_ids=self.profile.message_ids,
         )
         self.fleet.overrides.update(self.overrides)
         # How the run ends (issue 17): "stop" ends every session and closes cleanly,
@@ -121,20 +125,31 @@ class Bridge:
         # Stations a shape took away (powered off), by id: the same station comes back.
         self._parked: dict[str, Station] = {}
         self._failures: dict[str, OcppFailure] = {}
+        self._closed = False
         self._drainer = gevent.spawn(self._drain)
         events.test_stop.add_listener(self._on_test_stop)
         events.quitting.add_listener(self._on_quitting)
 
     @classmethod
     def get(cls, environment: Environment) -> Bridge:
-        old = current.running()
-        if isinstance(old, Bridge) and old.env is environment:
-            if old.key == options_key(environment.parsed_options) or old._numbers:
-                return old
-            # The web UI's start form changed the profile or a knob between runs.
+        """This process's fleet; a new one when the web UI's start form changed the
+        profile or a knob since the last run (and no station of the old one runs).
+
+        Many users start at once and building a fleet may wait (a worker asks the
+        master for the profile): one builds it under the lock while the others wait,
+        then find it published; the old fleet is closed only after that, because its
+        close waits too."""
+        with _BUILDING:
+            old = current.running()
+            if isinstance(old, Bridge) and old.env is environment:
+                if old.key == options_key(environment.parsed_options) or old._numbers:
+                    return old
+            else:
+                old = None
+            bridge = cls(environment)
+            current.publish(bridge)
+        if old is not None:
             old.close()
-        bridge = cls(environment)
-        current.publish(bridge)
         return bridge
 
     # -- stations --------------------------------------------------------------
@@ -305,6 +320,9 @@ class Bridge:
 
     def close(self) -> None:
         """Shut this fleet down for good (a new one replaces it)."""
+        if self._closed:
+            return
+        self._closed = True
         events.test_stop.remove_listener(self._on_test_stop)
         events.quitting.remove_listener(self._on_quitting)
         self._on_quitting()

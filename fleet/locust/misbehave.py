@@ -52,16 +52,14 @@ def attach(bridge: Any) -> MisbehaveDirector | None:
 
 
 def _drain(bridge: Any, director: MisbehaveDirector) -> None:
-    """Classified answers into Locust's statistics, on the gevent side."""
+    """Classified answers into Locust's statistics, on the gevent side; and once more at
+    ``test_stop``, so an answer classified in the run's last moments (a finding the end
+    table counts) is in Locust's statistics, failures and exit code too."""
     fire = bridge.env.events.request.fire
     samples = director.samples
     failures: dict[str, MisbehaveFinding] = {}
-    published = False  # Bridge.get() publishes it once its __init__ returns
-    while True:
-        if current.running() is bridge:
-            published = True
-        elif published:
-            break  # a new fleet (the web UI's form changed) has its own director and drain
+
+    def flush(**_: Any) -> None:
         while samples:
             out = samples.popleft()
             exc = None
@@ -78,7 +76,18 @@ def _drain(bridge: Any, director: MisbehaveDirector) -> None:
                 exception=exc,
                 context={},
             )
+
+    stop_event = bridge.env.events.test_stop
+    stop_event.add_listener(flush)
+    published = False  # Bridge.get() publishes it once its __init__ returns
+    while True:
+        if current.running() is bridge:
+            published = True
+        elif published:
+            break  # a new fleet (the web UI's form changed) has its own director and drain
+        flush()
         gevent.sleep(DRAIN_EVERY)
+    stop_event.remove_listener(flush)
     bridge.thread.call(director.stop)
 
 

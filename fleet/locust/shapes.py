@@ -12,9 +12,10 @@ exports them on request: ``fleet run --shape NAME`` (or a profile with ``load:``
 
 - ``ramp``: up to ``stations`` linearly over ``over`` seconds, then hold.
 - ``steps``: ``step`` more stations every ``every`` seconds up to ``stations``.
-- ``boot-storm``: ``stations`` come up at ``spawn_rate``; at ``outage_at`` the grid
-  goes down (every station goes offline) for ``outage`` seconds; then power returns
-  and every station boots and connects at once (the same station ids come back).
+- ``boot-storm``: ``stations`` come up at ``spawn_rate``; ``outage_at`` seconds after
+  the whole fleet is connected the grid goes down (every station goes offline) for
+  ``outage`` seconds; then power returns and every station boots and connects at once
+  (the same station ids come back).
 - ``capacity``: ``fleet capacity``'s steps, measured one by one, ending at the first
   step that breaks an SLO (exported only when ``FLEET_SHAPE=capacity``).
 """
@@ -26,6 +27,7 @@ from typing import Any, ClassVar
 
 from locust import LoadTestShape
 
+from fleet.locust.metrics import fleet_totals
 from fleet.scenarios.profile import Load, ProfileError, load
 
 Tick = tuple[int, float] | None
@@ -115,9 +117,41 @@ class StepsShape(FleetShape):
 
 
 class BootStormShape(FleetShape):
-    """Up at ``spawn_rate``, a grid outage, then every station back at once."""
+    """Up at ``spawn_rate``, a grid outage, then every station back at once.
+
+    ``outage_at`` counts from the moment the whole fleet is connected, not from the start
+    of the run: a storm is about a fleet that is up, and a load generator or a CSMS slower
+    than the planned ramp must not turn it into a partial one (stations powered off
+    before they ever connected, a test that depends on the machine's speed). A fleet
+    that never connects in full is taken down :data:`READY_WAIT` seconds after the ramp
+    should have ended. Without a runner (the pure schedule) the clock starts at once.
+    """
 
     shape = "boot-storm"
+    READY_WAIT: ClassVar[float] = 60.0
+    _ready_at: float | None = None
+
+    def tick(self) -> Tick:
+        t = self.get_run_time()
+        if self.run_time is not None and t >= self.run_time:
+            return None
+        if self._ready_at is None:
+            s = self.spec
+            connected = self._connected()
+            late = t >= s.stations / max(s.spawn_rate, 0.001) + self.READY_WAIT
+            if connected is not None and connected < s.stations and not late:
+                return self.at(0.0)  # still coming up
+            self._ready_at = t if connected is not None else 0.0
+        return self.at(t - self._ready_at)
+
+    def _connected(self) -> int | None:
+        """Stations connected now (summed over the workers on a master); None without a
+        runner."""
+        runner = getattr(self, "runner", None)
+        environment = getattr(runner, "environment", None)
+        if runner is None or environment is None or not hasattr(runner, "user_count"):
+            return None
+        return int(fleet_totals(environment).get("stations_connected", 0))
 
     def at(self, t: float) -> Tick:
         s = self.spec

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+from fleet.reports import capacity
 from fleet.reports import slo as slo_mod
 from fleet.reports import summary as report
 from fleet.reports.html import HISTORY_KEY
@@ -77,11 +79,28 @@ def note(environment: Environment, key: str, value: Any) -> None:
 
 
 def setup(environment: Environment) -> None:
-    """Called once per process from the locustfile's init hook: arm the summary."""
+    """Called once per process from the locustfile's init hook: arm the summary, and
+    the console line with the run's wall time (on the master or a standalone process)."""
+    if isinstance(environment.runner, WorkerRunner):
+        return  # workers report to the master, which writes the summary
     opts = environment.parsed_options
     path = getattr(opts, "fleet_summary_json", "") if opts is not None else ""
-    if not path or isinstance(environment.runner, WorkerRunner):
-        return  # workers report to the master, which writes the summary
+    clock = RunClock()
+    environment.events.test_start.add_listener(clock.started)
+    environment.events.test_stop.add_listener(clock.stopped)
+
+    def print_run_line(**_: Any) -> None:
+        if clock.start is None:
+            return
+        try:
+            data = summarize(environment, None, None, clock)
+            print(report.run_line(data), file=sys.stderr, flush=True)
+        except Exception:
+            log.exception("could not summarise the run")
+
+    environment.events.quitting.add_listener(print_run_line)
+    if not path:
+        return
 
     at_stop: dict[str, Any] = {}
     # The fleet's totals over the run, for the fleet report's charts (fleet run --html).
@@ -100,7 +119,7 @@ def setup(environment: Environment) -> None:
     def write_summary(**_: Any) -> None:
         try:
             target = getattr(opts, "num_users", None)
-            data = summarize(environment, None, target)
+            data = summarize(environment, None, target, clock)
             data["fleet"].update(
                 report.jsonable({k: v for k, v in at_stop.items() if k not in COUNTERS})
             )
@@ -112,6 +131,26 @@ def setup(environment: Environment) -> None:
 
     environment.events.test_stopping.add_listener(gauges_at_stop)
     environment.events.quitting.add_listener(write_summary)
+
+
+class RunClock:
+    """Whether a run started and when it ended (Locust's test_stop, once the stations
+    are down): with Locust's start of statistics, the run's wall time, which Locust's
+    own figures do not give (its req/s ends at the last request, so a quiet end of a
+    run shortens it)."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.stop: float | None = None
+
+    def started(self, environment: Environment, **_: Any) -> None:
+        # Locust clears its statistics, and so sets their start, just before test_start
+        # and when its --run-time starts counting; test_start listeners may take a while.
+        self.start, self.stop = environment.stats.start_time or time.time(), None
+
+    def stopped(self, **_: Any) -> None:
+        if self.start is not None and self.stop is None:
+            self.stop = time.time()
 
 
 # -- snapshots of Locust's statistics -------------------------------------------
@@ -160,15 +199,27 @@ def snapshot(environment: Environment, exact: bool = False) -> Snapshot:
 
 
 def summarize(
-    environment: Environment, since: Snapshot | None, target: int | None
+    environment: Environment,
+    since: Snapshot | None,
+    target: int | None,
+    clock: RunClock | None = None,
 ) -> dict[str, Any]:
-    """The summary from ``since`` (None: the start of the run) to now."""
+    """The summary from ``since`` (None: the start of the run) to now; a whole run's
+    wall time from ``clock`` (default: Locust's start of statistics to now)."""
     now = snapshot(environment, exact=since is None)
     if since is None:
         stats = environment.stats
-        start = stats.start_time or now.at
-        end = stats.last_request_timestamp or now.at
-        return _build(now.groups, now.errors, now.fleet, max(end - start, 1e-9), target)
+        start = (clock.start if clock else None) or stats.start_time or now.at
+        end = (clock.stop if clock else None) or now.at
+        last = stats.last_request_timestamp
+        return _build(
+            now.groups,
+            now.errors,
+            now.fleet,
+            max(end - start, 1e-9),
+            target,
+            None if not last else max(last - start, 0.0),
+        )
     return window(since, now, target)
 
 
@@ -187,9 +238,10 @@ def _build(
     fleet: dict[str, Any],
     seconds: float,
     target: int | None,
+    last_request_s: float | None = None,
 ) -> dict[str, Any]:
     rows = [(action, error, n) for (action, error), n in errors.items()]
-    return report.build(groups, seconds, rows, fleet, target)
+    return report.build(groups, seconds, rows, fleet, target, last_request_s=last_request_s)
 
 
 #: Fleet totals that count events (a window takes the difference); the others are
@@ -265,6 +317,7 @@ class CapacityProbe:
         self.steps: list[dict[str, Any]] = []
         self._step = 0  # the step being held
         self._start: Snapshot | None = None  # its window's start, once settled
+        self._begin: Snapshot | None = None  # the step's start (its boot storm's window)
         self._done = False
 
     @classmethod
@@ -289,6 +342,8 @@ class CapacityProbe:
                 return None
             self._step += 1
             self._start = None
+        if self._begin is None:
+            self._begin = snapshot(self.env)
         if self._start is None and t >= self._step * plan.hold + plan.settle:
             self._start = snapshot(self.env)
         return plan.sizes[self._step], plan.spawn_rate
@@ -297,22 +352,29 @@ class CapacityProbe:
         size = self.plan.sizes[self._step]
         if self._start is None:  # the hold ended before the settle did (ticks are late)
             self._start = snapshot(self.env)
-        summary = window(self._start, snapshot(self.env), size)
-        results = slo_mod.evaluate_all(self.slos, summary)
+        end = snapshot(self.env)
+        summary = window(self._start, end, size)
+        # The whole step too: a BootNotification SLO is about the step's boot storm,
+        # which is over before the settled window starts (capacity.STEP_START_ACTIONS).
+        assert self._begin is not None
+        whole = window(self._begin, end, size)
+        self._begin = end  # the next step starts where this one ends
+        results = capacity.evaluate_step(self.slos, summary, whole)
         summary = report.with_results(summary, results)
         step = {
             "stations": size,
-            "window_s": summary["duration_s"],
+            "window_s": summary["wall_s"],
             "stations_connected": summary["fleet"].get("stations_connected", 0),
             "passed": summary["passed"],
             "summary": summary,
+            "whole": whole,
         }
         self.steps.append(step)
         broken = [r.message for r in results if not r.passed]
         log.info(
             "capacity step %d stations: %s",
             size,
-            "held every SLO" if not broken else "broke " + "; ".join(broken),
+            "held every SLO" if not broken else "did not hold " + "; ".join(broken),
         )
         self._write(done=False, reason="")
         return bool(summary["passed"])

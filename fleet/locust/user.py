@@ -19,7 +19,17 @@ from locust.runners import LocalRunner, MasterRunner
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
-from fleet.locust import bridge, distributed, generator, live, metrics, process, summary, webui
+from fleet.locust import (
+    bridge,
+    distributed,
+    embedded,
+    generator,
+    live,
+    metrics,
+    process,
+    summary,
+    webui,
+)
 from fleet.locust import host as csms_host
 from fleet.scenarios.profile import ProfileError
 
@@ -61,6 +71,7 @@ def _init(environment: Environment, **_: Any) -> None:
     csms_host.setup(environment)  # an empty Host in the web form is refused
     summary.setup(environment)  # --fleet-summary-json (issue 6, CI reports)
     live.setup(environment)  # the progress line and the SLOs that abort (issue 14)
+    embedded.setup(environment)  # the web form's profile, told to fleet run's embedded CSMS
 
 
 def _enforce_open_files(environment: Environment) -> None:
@@ -84,12 +95,13 @@ class ChargeProUser(User):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.identity = ""
+        self.bridge: bridge.Bridge | None = None
 
     def on_start(self) -> None:
         url = csms_host.of(self.environment)
-        fleet_bridge = bridge.Bridge.get(self.environment)
-        self.identity = fleet_bridge.next_identity()
-        fleet_bridge.add_station(self.identity, url)
+        self.bridge = bridge.Bridge.get(self.environment)
+        self.identity = self.bridge.next_identity()
+        self.bridge.add_station(self.identity, url)
 
     @task
     def hold(self) -> None:
@@ -97,5 +109,6 @@ class ChargeProUser(User):
         gevent.sleep(3600)
 
     def on_stop(self) -> None:
-        if self.identity:
-            bridge.Bridge.get(self.environment).remove_station(self.identity)
+        # On the fleet it started on (the next run may bring another).
+        if self.identity and self.bridge is not None:
+            self.bridge.remove_station(self.identity)

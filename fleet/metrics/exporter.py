@@ -124,6 +124,11 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
         "fleet_stations_connected", "Stations with an open websocket", s.stations_connected
     )
     yield _gauge("fleet_stations_started", "Stations the fleet is running", s.stations_started)
+    yield _gauge(
+        "fleet_stations_never_connected",
+        "Running stations that have not connected once since they started (the run's verdict)",
+        s.stations_never_connected,
+    )
     g = GaugeMetricFamily(
         "fleet_stations_boot", "Stations by last BootNotification status", labels=["status"]
     )

@@ -96,8 +96,8 @@ class StationPort(Protocol):
     """No current is offered before this: RestoreTimeout after a power cut."""
 
     # Configuration, read once per change (see Station.apply_config).
-    sample_interval: int
-    offline_sample_interval: int
+    sample_interval: float
+    offline_sample_interval: float
     minimum_status_duration: int
     connection_timeout: int
     max_current: float

@@ -204,6 +204,11 @@ class Station:
         self.load_held_until = float("-inf")
         """No current is offered before this (RestoreTimeout after a power cut)."""
         self.config.set_internal("BoxIdentifier", identity[:50])
+        # Model seconds per configured second of HeartbeatInterval (and a boot retry
+        # interval) and of the meter sample intervals: above 1 when the model clock is
+        # compressed and these timers keep real time (see scale_timers).
+        self.heartbeat_scale = 1.0
+        self.sample_scale = 1.0
         self._apply_config()
         self._config_changes: set[str] = set()
         self.config.subscribe(self._config_changed)
@@ -218,15 +223,27 @@ class Station:
 
     def _apply_config(self) -> None:
         c = self.config
-        self.heartbeat_interval = c.get_int("HeartbeatInterval")
-        self.sample_interval = c.get_int("MeterValueSampleInterval")
-        self.offline_sample_interval = c.get_int("disconnectedMeterValueSampleInterval")
+        self.heartbeat_interval = c.get_int("HeartbeatInterval") * self.heartbeat_scale
+        self.sample_interval = c.get_int("MeterValueSampleInterval") * self.sample_scale
+        self.offline_sample_interval = (
+            c.get_int("disconnectedMeterValueSampleInterval") * self.sample_scale
+        )
         self.minimum_status_duration = c.get_int("MinimumStatusDuration")
         self.connection_timeout = c.get_int("ConnectionTimeOut")
         self.max_current = float(c.get_int("iMaxDeratingSwCapacity"))
         self.wiring = c.get_int("PhasesConnection")
         self.measurands = c.get_list("MeterValuesSampledData")
         self.stop_measurands = c.get_list("StopTxnSampledData")
+
+    def scale_timers(self, heartbeat: float, samples: float, now: float) -> None:
+        """Run HeartbeatInterval and the sample intervals ``heartbeat`` / ``samples``
+        times longer on the model clock than configured: with a clock compressed N times,
+        N keeps a timer in real seconds, 1 keeps it on the model clock. What the CSMS
+        reads and sets (GetConfiguration, ChangeConfiguration) stays the configured value."""
+        self.heartbeat_scale = heartbeat
+        self.sample_scale = samples
+        self._apply_config()
+        metering.reschedule_sample(self, now)
 
     def _config_changed(self, name: str, value: str) -> None:
         # The listener has no clock: note the change, and apply what depends on time
@@ -433,7 +450,11 @@ class Station:
             status.queue_due_statuses(self, now)
             self.transfers.boot_accepted(self, now)
         else:
-            retry = interval if interval > 0 else self.heartbeat_interval or BOOT_RETRY_AFTER_ERROR
+            retry = (
+                interval * self.heartbeat_scale
+                if interval > 0
+                else self.heartbeat_interval or BOOT_RETRY_AFTER_ERROR
+            )
             self._boot_due = now + retry
 
     # -- Reset and reboot ------------------------------------------------------

@@ -40,6 +40,24 @@ def default_settle(hold: float, step: int, spawn_rate: float) -> float:
     return min(hold / 2, step / spawn_rate + hold / 4)
 
 
+STEP_START_ACTIONS = frozenset({"BootNotification"})
+"""Actions a station sends when it joins: a step's boot storm is its new stations' connects
+and boots, all inside the settle time. An SLO on one of them is measured over the whole
+step (from the step's first new station to its end); every other SLO after the settle."""
+
+
+def evaluate_step(
+    slos: Sequence[slo_mod.Slo], settled: Mapping[str, Any], whole: Mapping[str, Any] | None
+) -> list[slo_mod.SloResult]:
+    """The SLOs of one step: each on the window it is about (STEP_START_ACTIONS)."""
+    return [
+        slo_mod.evaluate(
+            slo, whole if whole is not None and slo.action in STEP_START_ACTIONS else settled
+        )
+        for slo in slos
+    ]
+
+
 def plan(
     sizes_: Sequence[int], hold: float, settle: float, spawn_rate: float, slos: Sequence[str]
 ) -> dict[str, Any]:
@@ -62,6 +80,17 @@ class Verdict:
     broken: list[slo_mod.SloResult]  # what broke there, with the measured values
     complete: bool  # the search reached an answer (a step broke, or max held)
     steps: list[dict[str, Any]]
+    # The first size where an SLO had nothing to measure (and none broke): not judged.
+    unmeasured: int | None = None
+    no_data: tuple[slo_mod.SloResult, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """0: an answer (a step broke, or --max held); 1: not even the first step held;
+        3 (slo.EXIT_NO_DATA): the search stopped at a step an SLO could not measure."""
+        if self.unmeasured is not None:
+            return slo_mod.EXIT_NO_DATA
+        return 0 if self.complete and self.largest_passing is not None else 1
 
     def lines(self) -> list[str]:
         """The report's text, for the terminal."""
@@ -70,7 +99,10 @@ class Verdict:
             out.append("no fleet size held every SLO")
         else:
             out.append(f"largest fleet that held every SLO: {self.largest_passing} stations")
-        if self.breaking is not None:
+        if self.unmeasured is not None:
+            out.append(f"no data at {self.unmeasured} stations: the search cannot judge it:")
+            out += [f"  {r.message}" for r in self.no_data]
+        elif self.breaking is not None:
             out.append(f"broke at {self.breaking} stations:")
             out += [f"  {r.slo.text}: measured {r.measured_text}" for r in self.broken]
         elif self.complete:
@@ -87,10 +119,13 @@ def verdict(data: Mapping[str, Any]) -> Verdict:
     steps = list(data.get("steps", []))
     largest = None
     for step in steps:
-        results = slo_mod.evaluate_all(slos, step["summary"])
-        broken = [r for r in results if not r.passed]
+        results = evaluate_step(slos, step["summary"], step.get("whole"))
+        broken = [r for r in results if not r.passed and not r.no_data]
         if broken:
             return Verdict(largest, int(step["stations"]), broken, True, steps)
+        missing = tuple(r for r in results if r.no_data)
+        if missing:
+            return Verdict(largest, None, [], True, steps, int(step["stations"]), missing)
         largest = int(step["stations"])
     complete = bool(data.get("done")) and bool(steps)
     return Verdict(largest, None, [], complete, steps)
@@ -119,6 +154,9 @@ def step_rows(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "p99_ms": total.get("p99_ms"),
                 "passed": bool(step.get("passed")),
                 "slos": s.get("slos", []),
+                # Not held only for want of data (slo.SloResult.no_data).
+                "no_data": not step.get("passed")
+                and all(r["passed"] or r.get("measured") is None for r in s.get("slos", [])),
             }
         )
     return rows
@@ -134,7 +172,7 @@ def table(steps: Sequence[Mapping[str, Any]]) -> str:
         lines.append(
             f"{r['stations']:>8} {r['connected']:>9} {r['rps']:>8.1f} {_ms(r['p50_ms']):>7} "
             f"{_ms(r['p95_ms']):>7} {_ms(r['p99_ms']):>7} {r['error_rate'] * 100:>6.2f}%  "
-            + ("held" if r["passed"] else "BROKEN")
+            + ("held" if r["passed"] else "NO DATA" if r["no_data"] else "BROKEN")
         )
     return "\n".join(lines)
 
@@ -273,7 +311,10 @@ def render_html(data: Mapping[str, Any], result: Verdict, target: str = "") -> s
     plan_ = data.get("plan", {})
     answer = esc(result.lines()[0])
     broke = ""
-    if result.breaking is not None:
+    if result.unmeasured is not None:
+        items = "".join(f"<li>{esc(r.message)}</li>" for r in result.no_data)
+        broke = f"<p>No data at <b>{result.unmeasured}</b> stations:</p><ul>{items}</ul>"
+    elif result.breaking is not None:
         items = "".join(
             f"<li><code>{esc(r.slo.text)}</code>: measured <b>{esc(r.measured_text)}</b></li>"
             for r in result.broken

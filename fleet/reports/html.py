@@ -405,7 +405,7 @@ def render(summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> 
     started = f" from {_clock(history[0]['t'])} to {_clock(history[-1]['t'])}" if history else ""
     target = summary.get("stations_target")
     head = (
-        f"<p>{float(summary.get('duration_s') or 0):,.1f} s of load{started}"
+        f"<p>{float(summary.get('wall_s') or 0):,.1f} s of load{started}"
         + (f", {int(target):,} stations asked" if target else "")
         + f"; {int(fleet.get('stations_connected', 0)):,} connected at the end of the load,"
         f" {float(fleet.get('energy_wh', 0.0)) / 1000:,.3f} kWh delivered.</p>"

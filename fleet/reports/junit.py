@@ -30,7 +30,7 @@ def render(
     verdicts = list((summary or {}).get("failed_because") or ())
     tests = len(results) + len(verdicts)
     failures = sum(1 for r in results if not r.passed) + len(verdicts)
-    seconds = float((summary or {}).get("duration_s") or 0.0)
+    seconds = float((summary or {}).get("wall_s") or 0.0)
     root = ET.Element(
         "testsuites", name=suite, tests=str(tests), failures=str(failures), errors="0"
     )
@@ -46,7 +46,7 @@ def render(
     )
     if summary is not None:
         props = ET.SubElement(ts, "properties")
-        for key in ("duration_s", "stations_target"):
+        for key in ("wall_s", "stations_target"):
             if summary.get(key) is not None:
                 ET.SubElement(props, "property", name=key, value=str(summary[key]))
     for r in results:

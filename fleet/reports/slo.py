@@ -29,7 +29,10 @@ bare ``2`` could mean either), ``%`` for ratios. Every mistake is found by
 :func:`evaluate` reads the measured value from a run summary (the dict
 :mod:`fleet.reports.summary` builds, for a whole run or for one capacity step) and
 returns an :class:`SloResult`. A statistic with nothing to measure (a p95 of an action
-that never happened) breaks its SLO: a threshold nobody could check has not held.
+that never happened) has not held, and it is a verdict of its own, ``no data``: in the
+table, in the message, and in the exit code (:func:`exit_code`: 3 when nothing broke but
+an SLO had nothing to measure), so a CSMS engineer sees "the run never checked this"
+rather than a pass or an unexplained failure.
 """
 
 from __future__ import annotations
@@ -176,6 +179,12 @@ class SloResult:
     passed: bool
 
     @property
+    def no_data(self) -> bool:
+        """Nothing to measure (no exchange of the action, no ledger...): not held, and
+        not broken by a measured value either."""
+        return self.measured is None
+
+    @property
     def measured_text(self) -> str:
         return "no data" if self.measured is None else self.slo.format(self.measured)
 
@@ -184,7 +193,8 @@ class SloResult:
         """One line: what was measured and, if broken, against what."""
         s = self.slo
         if self.measured is None:
-            return f"{s.metric}: no data (required {s.op} {s.threshold_text}): BROKEN"
+            what = f"no {s.action} exchange" if s.action else "nothing"
+            return f"{s.metric}: no data, {what} to measure (required {s.op} {s.threshold_text})"
         verdict = "ok" if self.passed else "BROKEN"
         return f"{s.metric} = {self.measured_text} (required {s.op} {s.threshold_text}): {verdict}"
 
@@ -394,6 +404,18 @@ def evaluate_all(slos: Sequence[Slo], summary: Mapping[str, Any]) -> list[SloRes
     return [evaluate(slo, summary) for slo in slos]
 
 
+EXIT_NO_DATA = 3
+"""The exit code of a run or search in which no SLO broke but one had nothing to measure."""
+
+
+def exit_code(results: Sequence[SloResult]) -> int:
+    """0: every SLO held; 1: one broke (a measured value); :data:`EXIT_NO_DATA`: none
+    broke, but one measured no data."""
+    if any(not r.passed and not r.no_data for r in results):
+        return 1
+    return EXIT_NO_DATA if any(r.no_data for r in results) else 0
+
+
 def _total(value: Any) -> Any:
     """Counters may come as a number or as a dict of numbers (by code, by action)."""
     if isinstance(value, Mapping):
@@ -415,6 +437,6 @@ def table(results: Sequence[SloResult]) -> str:
     width = max(len(r.slo.text) for r in results)
     lines = [f"{'SLO':<{width}}  {'measured':>12}  result"]
     for r in results:
-        verdict = "pass" if r.passed else ("FAIL (no data)" if r.measured is None else "FAIL")
+        verdict = "pass" if r.passed else ("NO DATA" if r.no_data else "FAIL")
         lines.append(f"{r.slo.text:<{width}}  {r.measured_text:>12}  {verdict}")
     return "\n".join(lines)

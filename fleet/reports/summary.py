@@ -8,7 +8,7 @@ share), so the numbers match Locust's own report.
 
 Layout (``version`` 1)::
 
-    {"version": 1, "duration_s": 60.1, "stations_target": 500,
+    {"version": 1, "wall_s": 180.0, "last_request_s": 178.2, "stations_target": 500,
      "actions": {"BootNotification": {"requests", "failures", "error_rate", "rps",
                  "avg_ms", "min_ms", "max_ms", "p50_ms", ... "p99_ms"}, ...},
      "total": {... the same over every action ...},
@@ -22,6 +22,12 @@ Layout (``version`` 1)::
      "ledger": {"summary": {...}, "problems": [...]} | null,
      "slos": [{"slo", "metric", "measured", "passed", "message", ...}],
      "passed": true}
+
+``wall_s`` is the run's wall time, from the start of the load to its end (a capacity
+step: its measured window); every ``rps`` is requests per second of that wall time.
+``last_request_s`` is when the last request was recorded, seconds after the start: the
+span Locust's own req/s divides by, which says nothing of a quiet end of the run (None
+for a window).
 """
 
 from __future__ import annotations
@@ -92,7 +98,8 @@ def percentile(histogram: Mapping[int, int], percent: float) -> float | None:
 
 
 def group_stats(group: Group, seconds: float) -> dict[str, Any]:
-    """One row of the summary's ``actions`` / ``total``."""
+    """One row of the summary's ``actions`` / ``total``; ``rps`` over ``seconds`` of
+    wall time."""
     n = group.requests
     row: dict[str, Any] = {
         "requests": n,
@@ -126,9 +133,11 @@ def build(
     fleet: Mapping[str, Any] | None = None,
     stations_target: int | None = None,
     lag_threshold_ms: float | None = None,
+    last_request_s: float | None = None,
 ) -> dict[str, Any]:
     """A summary from per-action groups, the errors (action, error, occurrences) and
-    the fleet's totals, over ``seconds``; the round trips are marked suspect when the
+    the fleet's totals, over ``seconds`` of wall time (``last_request_s``: when the last
+    request came, from the same start); the round trips are marked suspect when the
     generator's own loop lag p99 passed ``lag_threshold_ms`` (by default the threshold
     the totals' ``generator`` carries: ``--fleet-lag-threshold``)."""
     total = Group()
@@ -152,7 +161,8 @@ def build(
     generator = generator_health(fleet_totals.get("generator"), lag_threshold_ms)
     return {
         "version": VERSION,
-        "duration_s": round(seconds, 3),
+        "wall_s": round(seconds, 3),
+        "last_request_s": None if last_request_s is None else round(last_request_s, 3),
         "stations_target": stations_target,
         "actions": actions,
         "total": group_stats(total, seconds),
@@ -165,6 +175,20 @@ def build(
         "slos": [],
         "passed": True,
     }
+
+
+def run_line(summary: Mapping[str, Any]) -> str:
+    """The console's one line on the run's figures, each named for what it measures."""
+    total = summary.get("total") or {}
+    line = (
+        f"fleet: run wall time {float(summary.get('wall_s') or 0):.1f} s, "
+        f"{int(total.get('requests') or 0)} requests, "
+        f"{float(total.get('rps') or 0):.2f} requests/s over the wall time"
+    )
+    last = summary.get("last_request_s")
+    if last is not None:
+        line += f" (last request at {float(last):.1f} s)"
+    return line
 
 
 def generator_health(lag: Any, threshold_ms: float | None = None) -> dict[str, Any]:

@@ -96,6 +96,10 @@ class Behaviour:
         else:
             self._handle = self.clock.call_at_model(model_time, fn)
 
+    def tags(self) -> tuple[str, ...]:
+        """The badges this station's drivers carry: its own (the default) or a shared pool."""
+        return self.profile.id_tags.for_station(self.link.station.identity)
+
     def _do(self, event: Callable[[Station, float], None]) -> None:
         station = self.link.station
         self.link.hardware(lambda now: event(station, now))
@@ -147,7 +151,7 @@ class Behaviour:
         if station.transaction is not None or station.connectors[1].plugged:
             self._after(self.profile.sessions.idle_between, self._arrive)
             return
-        self._tag = self.rng.choice(self.profile.id_tags)
+        self._tag = self.rng.choice(self.tags())
         station.ev = self.profile.pick_ev(self.rng)
         self._do(lambda s, now: s.plug_in(now))
         self._after(self.profile.sessions.badge_after_plug, self._badge)
@@ -183,7 +187,7 @@ class Behaviour:
             self._after((60.0, 60.0), self._arrive_scheduled)
             return
         self.played += 1
-        self._tag = session.id_tag or self.rng.choice(self.profile.id_tags)
+        self._tag = session.id_tag or self.rng.choice(self.tags())
         station.ev = self.ev_for(session)
         self._do(lambda s, now: s.plug_in(now))
         self._after(self.profile.sessions.badge_after_plug, self._badge)

@@ -14,9 +14,9 @@ sooner in real time), for ``duration`` seconds, the way ``mode`` says (see
 ``charging_only`` the share is of the stations charging at that moment. Afterwards
 each station reconnects with its own backoff and jitter, and delivers what it queued.
 
-:func:`start` also keeps the offline-queue gauges of :class:`FleetStats` current
-(``offline_queue_depth``, ``offline_messages_delivered``), refreshed once a second
-from the stations' own counters, so the per-message path pays nothing for them.
+The offline-queue figures of :class:`FleetStats` (``offline_queue_depth``,
+``offline_messages_delivered``) are kept current by each station's link as its outbox
+changes (:meth:`fleet.engine.link.StationLink._queue_figures`), not summed here.
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fleet.engine.link import CUT_MODES
-
-REFRESH_SECONDS = 1.0
-"""How often the offline-queue metrics are summed over the stations (real seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,33 +128,9 @@ def fire(fleet: Any, wave: Wave, rng: random.Random) -> list[Any]:
 
 def start(fleet: Any, plan: NetworkPlan | None, rng: random.Random) -> None:
     """Run the plan on the fleet's loop (called on the loop thread)."""
-    QueueMetrics(fleet).start()
     if plan is None:
         return
     loop = fleet.loop
     for wave in plan.waves:
         wave_rng = random.Random(rng.getrandbits(64))
         loop.call_later(_real(fleet, wave.at), fire, fleet, wave, wave_rng)
-
-
-class QueueMetrics:
-    """Sums the stations' offline-queue counters into the fleet's stats, periodically."""
-
-    def __init__(self, fleet: Any) -> None:
-        self.fleet = fleet
-        self._seen: dict[Any, int] = {}  # link -> its station's offline_delivered
-        self._gone = 0  # deliveries of stations no longer in the fleet
-
-    def start(self) -> None:
-        self.refresh()
-
-    def refresh(self) -> None:
-        fleet = self.fleet
-        stats = fleet.stats
-        links = list(fleet.links.values())
-        seen = {link: link.station.offline_delivered for link in links}
-        self._gone += sum(n for link, n in self._seen.items() if link not in seen)
-        self._seen = seen
-        stats.offline_queue_depth = sum(link.station.transaction_backlog for link in links)
-        stats.offline_messages_delivered = self._gone + sum(seen.values())
-        fleet.loop.call_later(REFRESH_SECONDS, self.refresh)

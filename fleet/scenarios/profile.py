@@ -9,6 +9,8 @@ line naming the file, the line and the field.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,10 +18,12 @@ from typing import Any, get_args
 
 import yaml
 
+from fleet.engine.fleet import CLOCKS
 from fleet.engine.security import Secret
 from fleet.model.config import KEYS, ConfigError, ConfigStore
 from fleet.model.messages import Reason
 from fleet.model.meter import EvModel
+from fleet.protocol.rpc import MESSAGE_IDS
 from fleet.scenarios import misbehave, network, power, replay, storms
 
 # A user's own profiles (./profiles) first, then the built-in ones: package data
@@ -55,6 +59,74 @@ class EvType:
         )
 
 
+ID_TAG_MAX = 20  # OCPP 1.6 IdToken: CiString20Type
+
+
+def station_id(prefix: str, number: int) -> str:
+    """The id of a run's ``number``-th station (1-based): ``CP00042``, as
+    fleet.locust.bridge names them."""
+    return f"{prefix}{number:05d}"
+
+
+def station_tag(identity: str, k: int = 1) -> str:
+    """A station's ``k``-th own badge: ``CP00042-T1``. A station id too long for the 20
+    characters of an idTag loses its first characters: the stations of a run share their
+    prefix and differ in their numbers, at the end, so their tags stay distinct."""
+    suffix = f"-T{k}"
+    return identity[-(ID_TAG_MAX - len(suffix)) :] + suffix
+
+
+_STATION_TAG = re.compile(r"(.*)-T([1-9][0-9]*)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class IdTags:
+    """``id_tags``: the badges drivers present. By default each station has its own
+    (``per_station`` of them, :func:`station_tag`), so a CSMS that allows one
+    transaction per idTag never sees two stations badge with the same one; ``shared``
+    is a pool every station draws from at random (an explicit choice: two stations
+    may then badge the same tag at once, which such a CSMS answers ConcurrentTx).
+    ``parent``: the parentIdTag (group) of every tag, for the CSMS to provision."""
+
+    per_station: int = 1
+    shared: tuple[str, ...] = ()
+    parent: str | None = None
+
+    def for_station(self, identity: str) -> tuple[str, ...]:
+        """The tags drivers at this station badge with."""
+        if self.shared:
+            return self.shared
+        return tuple(station_tag(identity, k) for k in range(1, self.per_station + 1))
+
+    def listing(self, identities: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(station id, idTag, parent idTag or "") for a CSMS to provision: a shared
+        pool once, with no station (any station badges any of them)."""
+        parent = self.parent or ""
+        if self.shared:
+            return [("", tag, parent) for tag in self.shared]
+        return [(sid, tag, parent) for sid in identities for tag in self.for_station(sid)]
+
+    def accepts(self, id_tag: str, prefix: str, stations: int | None = None) -> bool:
+        """Whether ``id_tag`` is one of these tags in a run whose station ids are
+        ``{prefix}{number:05d}`` (numbers 1..``stations``; None: any): what the
+        embedded reference CSMS accepts. Case-insensitive, as IdToken is."""
+        wanted = id_tag.casefold()
+        if self.shared:
+            return any(tag.casefold() == wanted for tag in self.shared)
+        match = _STATION_TAG.fullmatch(id_tag)
+        if match is None or int(match[2]) > self.per_station:
+            return False
+        body, k = match[1], int(match[2])
+        digits = len(body) - len(body.rstrip("0123456789"))
+        for width in range(1, digits + 1):  # which trailing digits are the number
+            number = int(body[-width:])
+            if number < 1 or (stations is not None and number > stations):
+                continue
+            if station_tag(station_id(prefix, number), k).casefold() == wanted:
+                return True
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class Sessions:
     """Self-started sessions (behaviour ``sessions``); times in seconds, uniform ranges."""
@@ -71,6 +143,8 @@ class Sessions:
     synthetic: replay.Synthetic | None = None
     trace: replay.Trace | None = None
     time_compression: float = 1.0  # model clock speed (144: a day in ten minutes)
+    # Protocol timer -> "real" or "model": the clock it runs on (fleet.engine.fleet.CLOCKS)
+    clocks: dict[str, str] = field(default_factory=lambda: dict(CLOCKS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +182,7 @@ class Profile:
     behaviour: str
     model: str
     config: dict[str, Any]
-    id_tags: tuple[str, ...]
+    id_tags: IdTags
     evs: tuple[EvType, ...]
     sessions: Sessions
     plug_after_remote_start: Range = (1.0, 5.0)
@@ -118,6 +192,7 @@ class Profile:
     reject_number_phases: bool = False
     reset_close_delay: float = 1.0  # answered Reset.req -> link closed (issue 17)
     end_reason: str = "Local"  # StopTransaction reason at the end of a run
+    message_ids: str = "unique"  # fleet.protocol.rpc.MESSAGE_IDS
     faults: Any = None  # storms.parse(): fault storms, or None
     power: Any = None  # power.parse(): grid outages, or None
     network: Any = None  # network.parse(): offline waves and buffering, or None
@@ -263,6 +338,11 @@ class _Reader:
                 )
         return value
 
+    def choice(self, value: Any, where: str, options: tuple[str, ...]) -> str:
+        if value not in options:
+            raise self.fail(where, f"must be one of {', '.join(options)}, got {value!r}")
+        return str(value)
+
     def number(
         self, value: Any, where: str, minimum: float = 0.0, maximum: float | None = None
     ) -> float:
@@ -308,11 +388,7 @@ class _Reader:
                 "misbehave",
             },
         )
-        behaviour = top.get("behaviour", "sessions")
-        if behaviour not in BEHAVIOURS:
-            raise self.fail(
-                "behaviour", f"must be one of {', '.join(BEHAVIOURS)}, got {behaviour!r}"
-            )
+        behaviour = self.choice(top.get("behaviour", "sessions"), "behaviour", BEHAVIOURS)
         station = self.mapping(
             top.get("station"),
             "station",
@@ -323,9 +399,13 @@ class _Reader:
                 "reject_number_phases",
                 "reset_close_delay",
                 "end_reason",
+                "message_ids",
                 "config",
                 "security",
             },
+        )
+        message_ids = self.choice(
+            station.get("message_ids", "unique"), "station.message_ids", MESSAGE_IDS
         )
         end_reason = str(station.get("end_reason", "Local"))
         if end_reason not in get_args(Reason):
@@ -372,6 +452,7 @@ class _Reader:
                 station.get("reset_close_delay", 1.0), "station.reset_close_delay", 0.0, 60.0
             ),
             end_reason=end_reason,
+            message_ids=message_ids,
             faults=storms.parse(self, top.get("faults")),
             power=power.parse(self, top.get("power")),
             network=network.parse(self, top.get("network")),
@@ -448,24 +529,53 @@ class _Reader:
             )
         return out
 
-    def id_tags(self, value: Any) -> tuple[str, ...]:
-        if value is None:
-            return tuple(f"FLEET{i:04d}" for i in range(1, 201))
+    def id_tags(self, value: Any) -> IdTags:
+        """``per-station`` (the default), ``{per_station: N, parent: TAG}``, or a shared
+        pool: ``{shared: [TAG, ...]}`` / ``{shared: {prefix: P, count: N}}`` (a bare
+        list or ``{prefix, count}`` is a shared pool too)."""
+        if value is None or value == "per-station":
+            return IdTags()
         if isinstance(value, list):
-            tags = tuple(str(v) for v in value)
+            return IdTags(shared=self.tag_pool(value, "id_tags"))
+        if isinstance(value, str):
+            raise self.fail("id_tags", f"expected per-station or a mapping, got {value!r}")
+        spec = self.mapping(
+            value, "id_tags", {"per_station", "shared", "parent", "prefix", "count"}
+        )
+        parent = spec.get("parent")
+        if parent is not None:
+            parent = self.tag(parent, "id_tags.parent")
+        pool = spec.get("shared")
+        if "prefix" in spec or "count" in spec:
+            if pool is not None:
+                raise self.fail("id_tags.prefix", "give shared or prefix/count, not both")
+            pool = {k: spec[k] for k in ("prefix", "count") if k in spec}
+        if pool is not None:
+            if "per_station" in spec:
+                raise self.fail("id_tags.per_station", "give per_station or shared, not both")
+            return IdTags(shared=self.tag_pool(pool, "id_tags.shared"), parent=parent)
+        count = int(self.number(spec.get("per_station", 1), "id_tags.per_station", 1, 9))
+        return IdTags(per_station=count, parent=parent)
+
+    def tag_pool(self, value: Any, where: str) -> tuple[str, ...]:
+        if isinstance(value, list):
+            tags = tuple(self.tag(v, f"{where}.{i}") for i, v in enumerate(value))
         else:
-            spec = self.mapping(value, "id_tags", {"prefix", "count"})
+            spec = self.mapping(value, where, {"prefix", "count"})
             prefix = str(spec.get("prefix", "FLEET"))
-            count = int(self.number(spec.get("count", 200), "id_tags.count", 1, 1_000_000))
-            tags = tuple(f"{prefix}{i:04d}" for i in range(1, count + 1))
+            count = int(self.number(spec.get("count", 200), f"{where}.count", 1, 1_000_000))
+            tags = tuple(
+                self.tag(f"{prefix}{i:04d}", f"{where}.prefix") for i in range(1, count + 1)
+            )
         if not tags:
-            raise self.fail("id_tags", "needs at least one id tag")
-        for i, tag in enumerate(tags):
-            if not 1 <= len(tag) <= 20:
-                raise self.fail(
-                    f"id_tags.{i}", f"an idTag is 1..20 characters (OCPP IdToken), got {tag!r}"
-                )
+            raise self.fail(where, "needs at least one id tag")
         return tags
+
+    def tag(self, value: Any, where: str) -> str:
+        tag = str(value)
+        if not 1 <= len(tag) <= ID_TAG_MAX:
+            raise self.fail(where, f"an idTag is 1..20 characters (OCPP IdToken), got {tag!r}")
+        return tag
 
     def evs(self, value: Any) -> tuple[EvType, ...]:
         if value is None:
@@ -514,6 +624,7 @@ class _Reader:
                 "synthetic",
                 "trace",
                 "time_compression",
+                "clocks",
             },
         )
         source = s.get("source")
@@ -547,6 +658,7 @@ class _Reader:
             time_compression=self.number(
                 s.get("time_compression", 1), "sessions.time_compression", 0.001, 1e6
             ),
+            clocks=self.clocks(s.get("clocks")),
             first_after=self.range(s.get("first_after"), "sessions.first_after", d.first_after),
             badge_after_plug=self.range(
                 s.get("badge_after_plug"), "sessions.badge_after_plug", d.badge_after_plug
@@ -560,6 +672,19 @@ class _Reader:
                 s.get("stop_by_badge", d.stop_by_badge), "sessions.stop_by_badge", 0, 1
             ),
         )
+
+    def clocks(self, value: Any) -> dict[str, str]:
+        """``sessions.clocks``: ``{heartbeat|meter_values|ping: real|model}`` over the
+        defaults (fleet.engine.fleet.CLOCKS)."""
+        clocks = dict(CLOCKS)
+        if value is None:
+            return clocks
+        spec = self.mapping(value, "sessions.clocks", set(CLOCKS))
+        for name, clock in spec.items():
+            if clock not in ("real", "model"):
+                raise self.fail(f"sessions.clocks.{name}", f"real or model, got {clock!r}")
+            clocks[name] = clock
+        return clocks
 
     def dist(self, value: Any, where: str, maximum: float | None = None) -> replay.Dist:
         """``[min, max]`` (uniform) or ``{dist: uniform|lognormal, ...}``."""

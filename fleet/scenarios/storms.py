@@ -284,6 +284,7 @@ class StormDirector(Director):
         stats = self.fleet.stats
         stats.faults_raised[error.vendor_code] += 1
         stats.faults_active[error.vendor_code] += 1
+        link.storm_faults.append(error.vendor_code)  # a station that stops takes it out
         link.hardware(lambda now: link.station.raise_fault(error, now, connector_id=cid))
         clears = error.behaviour.clears
         if clears == AUTO:
@@ -305,11 +306,20 @@ class StormDirector(Director):
             self._later(every, self._watch, link, sid, error, cid, every)
             return
         self.busy.discard((sid, cid))
-        self.fleet.stats.faults_active[error.vendor_code] -= 1
+        self._uncount(link, error)
+
+    def _uncount(self, link: Any, error: VendorError) -> None:
+        """The storm's fault leaves the live gauge, unless it already did when its station
+        stopped (a stopped station's faults are not live)."""
+        if error.vendor_code in link.storm_faults:
+            link.storm_faults.remove(error.vendor_code)
+            self.fleet.stats.faults_active[error.vendor_code] -= 1
 
     def _clear(self, link: Any, sid: str, error: VendorError, cid: int) -> None:
         self.busy.discard((sid, cid))
-        self.fleet.stats.faults_active[error.vendor_code] -= 1
+        self._uncount(link, error)
+        # The station may have been powered off and come back on a new link since.
+        link = self.fleet.links.get(sid, link)
         if self._active(link, error, cid):
             link.hardware(lambda now: link.station.clear_fault(now, connector_id=cid))
 

@@ -211,6 +211,7 @@ def test_summary_is_json_and_counts_everything() -> None:
         "messages_total": 2,
         "messages_by_action": {"BootNotification": 2},
         "anomalies": 1,
+        "transactions_concurrent_tx": 0,
         "transaction_messages": 4,
         "redeliveries": 0,
         "duplicates": 0,

@@ -14,10 +14,7 @@ import contextlib
 import itertools
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -26,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from support import wait_until
+from support import fleet_web, wait_until
 
 from fleet.locust.fleet_rows import History, fault_name, fleet_rows, sample
 from fleet.reports.html import LAG_KEY
@@ -172,53 +169,9 @@ def serve(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = (tmp / "run.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fleet",
-            "run",
-            "--web",
-            "--web-port",
-            str(port),
-            "--stations",
-            str(STATIONS),
-            "--spawn-rate",
-            "10",
-            "--profile",
-            str(profile),
-            "--seed",
-            "5",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: `fleet run` and its locust child
-        env={**os.environ, **(env or {})},
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"fleet run exited: {(tmp / 'run.log').read_text()[-2000:]}")
-        try:
-            http(base + "/")
-        except OSError:
-            return False
-        return True
-
-    try:
-        wait_until(up, 30, "the web UI")
+    args = ["--stations", str(STATIONS), "--spawn-rate", "10", "--profile", str(profile)]
+    with fleet_web([*args, "--seed", "5"], port, tmp / "run.log", timeout=30, env=env) as base:
         yield base
-    finally:
-        # SIGTERM to the group: Locust stops its users (the stations close cleanly).
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from ocpp.v16 import call
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
-from support import until
+from support import HANG_GUARD, until
 
 from fleet.csms.server import ReferenceCsms
 from fleet.engine import transfer
@@ -335,7 +335,7 @@ def test_pool_bounds_concurrency() -> None:
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 30))
+    asyncio.run(asyncio.wait_for(coro(), HANG_GUARD))
 
 
 class Rig:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from ocpp.v16 import call
-from support import until
+from support import HANG_GUARD, until
 from websockets.asyncio.server import ServerConnection, serve
 
 from fleet.csms.server import ReferenceCsms
@@ -27,7 +27,7 @@ FAST = {"MinimumStatusDuration": 0, "MeterValueSampleInterval": 1, "WebSocketPin
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 30))
+    asyncio.run(asyncio.wait_for(coro(), HANG_GUARD))
 
 
 def _station(identity: str, fleet: Fleet, **config: Any) -> Station:

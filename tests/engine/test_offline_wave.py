@@ -77,7 +77,6 @@ def test_offline_wave_loses_nothing_duplicates_nothing_and_keeps_order() -> None
             link = fleet.add(_station(f"OW{i:02d}", fleet, **OFFLINE), csms.url)
             _record_stops(link, stops)
             links.append(link)
-        metrics = network.QueueMetrics(fleet)
         await until(lambda: fleet.stats.boot_status["Accepted"] == 20, 10, "boots")
         for i, link in enumerate(links):
             station = link.station
@@ -110,7 +109,7 @@ def test_offline_wave_loses_nothing_duplicates_nothing_and_keeps_order() -> None
             link.hardware(station.plug_in)
             link.hardware(lambda now, s=station, t=tag: s.present_tag(t + "-2", now))
             assert station.status(1) == "Charging"
-        metrics.refresh()
+        # Current at once (kept per change by the links, no periodic walk).
         assert fleet.stats.offline_queue_depth >= 4 * 2  # those Stops and Starts at least
         await until(lambda: _settled(fleet), 16, "reconnected and queues delivered")
 
@@ -153,7 +152,6 @@ def test_offline_wave_loses_nothing_duplicates_nothing_and_keeps_order() -> None
             counted = stops[station.identity]
             assert [tx.energy_wh for tx in txs] == [int(e) for e, _ in counted]
             assert [tx.meter_stop for tx in txs] == [register for _, register in counted]
-        metrics.refresh()
         assert fleet.stats.offline_queue_depth == 0
         assert fleet.stats.offline_messages_delivered == sum(s.offline_delivered for s in stations)
         assert fleet.stats.offline_messages_delivered > 0

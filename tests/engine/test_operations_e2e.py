@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.v16 import call
-from support import until
+from support import HANG_GUARD, until
 
 from fleet.csms.ledger import Ledger, StationRecord
 from fleet.csms.server import ReferenceCsms
@@ -32,7 +32,7 @@ CP = "CP-OPS"
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 30))
+    asyncio.run(asyncio.wait_for(coro(), HANG_GUARD))
 
 
 @dataclass

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.v16 import call
-from support import until
+from support import HANG_GUARD, until
 
 from fleet.csms.server import ReferenceCsms
 from fleet.engine.fleet import Fleet
@@ -105,4 +105,4 @@ def test_profile_set_mid_transaction_changes_offered_and_drawn_current() -> None
         fleet.stop_all()
         await csms.stop()
 
-    asyncio.run(asyncio.wait_for(scenario(), 40))
+    asyncio.run(asyncio.wait_for(scenario(), HANG_GUARD))

@@ -46,6 +46,7 @@ def filled() -> FleetStats:
     s.connect_failures["refused"] += 1
     s.stations_connected = 2
     s.stations_started = 3
+    s.stations_never_connected = 1
     s.boot_status["Accepted"] = 2
     s.connectors[(1, "Charging")] = 1
     s.transactions_active = 1

@@ -89,7 +89,9 @@ def test_a_blocked_loop_thread_shows_as_lag_and_cpu() -> None:
 
         thread.call(busy)
         wait_until(lambda: stats.loop_lag_max >= 0.25, timeout=15)
-        wait_until(lambda: stats.loop_cpu_ratio >= 0.3, timeout=15)
+        # Busy, the thread's share is far above an idle loop's (~0.001); on a machine
+        # shared by many runnable threads it gets only its slice of the cores, hence 0.1.
+        wait_until(lambda: stats.loop_cpu_ratio >= 0.1, timeout=15)
     finally:
         thread.stop()
     assert stats.loop_lag.count >= 6

@@ -33,14 +33,14 @@ def test_a_call_we_do_not_support_is_no_schema_violation() -> None:
 
 def test_a_callresult_that_breaks_the_schema() -> None:
     rpc = _endpoint()
-    rpc.call("Authorize", {"idTag": "T1"}, 0.0)
-    event = rpc.receive(orjson.dumps([3, "1", {"idTagInfo": {"status": "Maybe"}}]), 0.1)
+    uid = orjson.loads(rpc.call("Authorize", {"idTag": "T1"}, 0.0))[1]
+    event = rpc.receive(orjson.dumps([3, uid, {"idTagInfo": {"status": "Maybe"}}]), 0.1)
     assert isinstance(event, Failed) and event.schema and not event.timeout
 
 
 def test_a_callerror_from_the_csms_is_no_schema_violation() -> None:
     rpc = _endpoint()
-    rpc.call("Authorize", {"idTag": "T1"}, 0.0)
-    event = rpc.receive(orjson.dumps([4, "1", "InternalError", "no", {}]), 0.1)
+    uid = orjson.loads(rpc.call("Authorize", {"idTag": "T1"}, 0.0))[1]
+    event = rpc.receive(orjson.dumps([4, uid, "InternalError", "no", {}]), 0.1)
     assert isinstance(event, Failed) and not event.schema
     assert event.code == "InternalError"

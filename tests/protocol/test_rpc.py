@@ -81,8 +81,9 @@ def assert_call_error(reply: bytes, unique_id: str, code: str | None = None) -> 
 # -- our CALLs ---------------------------------------------------------------------
 
 
-def test_call_frames_a_call_with_increasing_unique_ids() -> None:
-    ep = endpoint()
+@pytest.mark.parametrize("message_ids", ["unique", "counter"])
+def test_call_frames_a_call_with_unique_ids(message_ids: str) -> None:
+    ep = endpoint(message_ids=message_ids)
     ids = []
     for i in range(5):
         raw = ep.call("Heartbeat", {}, now=float(i))
@@ -98,7 +99,17 @@ def test_call_frames_a_call_with_increasing_unique_ids() -> None:
             ep.receive(frame(3, msg[1], {"currentTime": "2026-01-01T00:00:00Z"}), i), Answered
         )
     assert len(set(ids)) == len(ids)
-    assert [int(x) for x in ids] == sorted(int(x) for x in ids)
+    if message_ids == "counter":
+        assert ids == ["1", "2", "3", "4", "5"]
+    else:  # UUID form, and no other endpoint (station) repeats them
+        assert all(len(x) == 36 and x.count("-") == 4 for x in ids)
+        other = orjson.loads(endpoint().call("Heartbeat", {}, now=0.0))[1]
+        assert other not in ids
+
+
+def test_unknown_message_ids_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="counter"):
+        endpoint(message_ids="sequential")
 
 
 def test_call_payload_round_trips() -> None:
@@ -161,9 +172,9 @@ def test_callerror_for_outstanding_id_fails_with_code_and_description() -> None:
 def test_reply_to_unknown_id_is_dropped() -> None:
     ep = endpoint()
     uid = orjson.loads(ep.call("Heartbeat", {}, now=0.0))[1]
-    event = ep.receive(frame(3, uid + "x", {"currentTime": "2026-01-01T00:00:00Z"}), now=1.0)
+    event = ep.receive(frame(3, uid[:-1] + "x", {"currentTime": "2026-01-01T00:00:00Z"}), now=1.0)
     assert isinstance(event, Dropped)
-    assert event.unique_id == uid + "x"
+    assert event.unique_id == uid[:-1] + "x"
     # Still waiting for the real answer.
     assert ep.busy
     event = ep.receive(frame(4, "nope", "GenericError", "", {}), now=1.0)

@@ -40,7 +40,7 @@ def history(n: int = 6, **extra: Any) -> list[dict[str, Any]]:
 def summary(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "version": 1,
-        "duration_s": 10.2,
+        "wall_s": 10.2,
         "stations_target": 10,
         "actions": {
             "BootNotification": {

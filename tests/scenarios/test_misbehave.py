@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
-from support import assert_profile_error, until
+from support import HANG_GUARD, assert_profile_error, until
 from websockets.asyncio.server import ServerConnection, serve
 
 from fleet.csms.server import ReferenceCsms
@@ -47,7 +47,7 @@ FAST = {"MinimumStatusDuration": 0, "MeterValueSampleInterval": 1, "WebSocketPin
 
 
 def run(coro: Any) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 40))
+    asyncio.run(asyncio.wait_for(coro(), HANG_GUARD))
 
 
 # -- the profile section ---------------------------------------------------------------------

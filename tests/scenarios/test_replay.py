@@ -37,7 +37,7 @@ def test_sample_trace_replays_its_sessions_and_energy() -> None:
     assert len(rows) >= STATIONS
 
     async def scenario() -> tuple[dict[str, object], list[behaviour.Behaviour]]:
-        csms = ReferenceCsms(accepted_tags=profile.id_tags)
+        csms = ReferenceCsms(accepted_tags=profile.id_tags.shared)
         await csms.start()
         fleet = Fleet(asyncio.get_running_loop(), seed=5, time_compression=FACTOR)
         played = []
