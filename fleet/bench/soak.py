@@ -101,6 +101,7 @@ def _make_station(fleet: Fleet, profile: Profile, number: int, prefix: str) -> S
         boot_info=BootInfo(model=model, serial=identity, firmware=firmware),
     )
     station.reboot_seconds = profile.reboot_seconds
+    station.reset_close_delay = profile.reset_close_delay
     station.reject_number_phases = profile.reject_number_phases
     network.configure(station, profile.network)
     return station

@@ -179,6 +179,28 @@ def local_ips_value(value: str | None) -> str | None:
     help="Write JUnit XML here: one test case per --slo.",
 )
 @click.option(
+    "--end",
+    "end_mode",
+    type=click.Choice(["stop", "power-off"]),
+    default="stop",
+    show_default=True,
+    help="How stations leave at the end (or a ramp down): stop = end each session "
+    "(StopTransaction, reason station.end_reason) and close cleanly; power-off = at once, "
+    "sessions left open.",
+)
+@click.option(
+    "--end-timeout",
+    default="10s",
+    show_default=True,
+    help="How long the stations have at the end to deliver their StopTransactions.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="Keep the stations' durable state (energy register, open transaction, queued "
+    "messages, local list, charging profiles, configuration) here between runs.",
+)
+@click.option(
     "--connect-grace",
     default="10s",
     show_default=True,
@@ -236,6 +258,9 @@ def run(
     lag_threshold_ms: float,
     json_summary: str | None,
     junit_xml: str | None,
+    end_mode: str,
+    end_timeout: str,
+    state_dir: str | None,
     connect_grace: str,
     progress_every: str,
     slo_abort: bool,
@@ -277,7 +302,9 @@ def run(
     check_open_files(-(-users // processes) if processes > 0 else users, csms_url is None)
 
     # Until this process exits: a signal from here on stops the run cleanly.
-    interrupts = Interrupts().install()
+    # The stations' end (--end-timeout) must fit in the grace before a kill.
+    end_seconds = duration_seconds("--end-timeout", end_timeout, zero_ok=True)
+    interrupts = Interrupts(grace=max(20.0, end_seconds + 10.0)).install()
     # Web UI: the number of stations is typed in there, so any station's tags go.
     csms, url = open_csms(profile, csms_url, tls, station_prefix, users if headless else None)
     cmd = locust_command(url, profile, station_prefix, users, spawn_rate, seed, no_validate, tls)
@@ -309,6 +336,7 @@ def run(
         cmd += ["--fleet-offline-share", str(offline_share)]
     if fault_rate is not None:
         cmd += ["--fleet-fault-rate", str(fault_rate)]
+    cmd += end_options(end_mode, end_seconds, state_dir)
     # Locust runs the first load shape the locustfile exports; it exports the one
     # FLEET_SHAPE names (all of them for the web UI's class picker).
     env = {"FLEET_SHAPE": "" if shape == "none" else shape}
@@ -602,3 +630,11 @@ def _report_ledger(csms: Any, path: str | None) -> int:
     if path:
         Path(path).write_text(json.dumps({"summary": summary, "problems": problems}, indent=2))
     return 1 if problems else 0
+
+
+def end_options(end_mode: str, end_seconds: float, state_dir: str | None) -> list[str]:
+    """--end, --end-timeout and --state-dir as the Locust child's options (issue 17)."""
+    options = ["--fleet-end", end_mode, "--fleet-end-timeout", f"{end_seconds:g}"]
+    if state_dir:
+        options += ["--fleet-state-dir", str(Path(state_dir).resolve())]
+    return options

@@ -233,6 +233,23 @@ class Fleet:
         if self.links.get(link.station.identity) is link:
             del self.links[link.station.identity]
 
+    def end_all(self, reason: str, timeout: float, done: Callable[[], None] | None = None) -> None:
+        """End the run for every station cleanly (StationLink.end): each stops its
+        transaction with ``reason``, delivers its queue within ``timeout`` real seconds
+        and closes with 1000; none opens a new connection. ``done()`` once all have."""
+        links = list(self.links.values())
+        left = [len(links)]
+
+        def one_done(_link: StationLink) -> None:
+            left[0] -= 1
+            if left[0] == 0 and done is not None:
+                done()
+
+        if not links and done is not None:
+            done()
+        for link in links:
+            link.end(reason, timeout, one_done)
+
     def stop_all(self) -> None:
         for link in list(self.links.values()):
             link.stop()

@@ -35,6 +35,7 @@ from fleet.engine.security import (
     redact_url,
     split_userinfo,
 )
+from fleet.model.messages import Reason
 from fleet.model.records import NullObserver, Reboot, Reconnect, Standalone
 from fleet.model.station import CSMS_ACTIONS, Station
 from fleet.protocol import errors
@@ -279,6 +280,10 @@ class StationLink:
         # unique id -> callback for replies to frames sent with send_raw (the
         # misbehaving-station mode); empty, and so free on the hot path, otherwise.
         self.raw_calls: dict[str, RawReply] = {}
+        self._opening: asyncio.Task[None] | None = None  # a connection attempt under way
+        # The end of the run (end()): each called once with this link when it has stopped.
+        self._ending: list[Callable[[StationLink], None]] | None = None
+        self._end_timer: asyncio.TimerHandle | None = None
         # Vendor codes of the fault-storm faults active here and counted in
         # ``stats.faults_active`` (fleet.scenarios.storms); stop() takes them out.
         self.storm_faults: list[str] = []
@@ -329,8 +334,16 @@ class StationLink:
         if self._cut_timer is not None:
             self._cut_timer.cancel()
             self._cut_timer = None
+        if self._end_timer is not None:
+            self._end_timer.cancel()
+            self._end_timer = None
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.cancel()  # a connection attempt not made yet is never made
+        self.wire = None  # one made meanwhile is aborted (_wire_made)
         if self.behaviour is not None:
             self.behaviour.stop()
+            self.behaviour = None
         ws, transport = self.ws, self.transport
         if ws is not None and transport is not None and was_open:
             try:
@@ -361,6 +374,41 @@ class StationLink:
         stats.offline_queue_depth -= self._backlog  # its deliveries stay counted
         self._backlog = 0
         self.fleet.forget(self)
+        ending, self._ending = self._ending, None
+        if ending is not None:
+            stats.unfinished_transactions += self.station.unfinished_transactions
+            for done in ending:
+                done(self)
+
+    def end(self, reason: str, timeout: float, done: Callable[[StationLink], None]) -> None:
+        """End the run for this station cleanly: stop its transaction with ``reason``
+        (OCPP's StopTransaction reason, e.g. Local), deliver what is queued, then close
+        with 1000; at the latest after ``timeout`` real seconds. It opens no new
+        connection from here on (a station that is offline or connecting stops at once:
+        it cannot deliver). ``done(link)`` is called once it has stopped; what the CSMS
+        was not told the end of is added to ``stats.unfinished_transactions``."""
+        if self.state == _STOPPED:
+            done(self)
+            return
+        if self._ending is not None:
+            self._ending.append(done)  # already ending: one end, told to both
+            return
+        self._ending = [done]
+        if self.behaviour is not None:
+            self.behaviour.stop()  # no more sessions: the drivers go home
+            self.behaviour = None
+        self.station.end_of_run(cast(Reason, reason), self.fleet.now())
+        if self.state != _OPEN:
+            self.stop()
+            return
+        self._end_timer = self.fleet.loop.call_later(timeout, self.stop)
+        self._pump()
+
+    def _ended(self) -> bool:
+        """Ending, and nothing left to deliver: the link may close now."""
+        return (
+            self._ending is not None and not self.rpc.busy and self.station.transaction_backlog == 0
+        )
 
     def _cancel_timers(self) -> None:
         for handle in (self._timer, self._aux_timer, self._ping_timer):
@@ -373,10 +421,22 @@ class StationLink:
     def _connect(self) -> None:
         if self.state == _STOPPED:
             return
+        if self._ending is not None:
+            self.stop()  # the run is over: no new connection (issue 17)
+            return
         self.state = _CONNECTING
-        self.fleet.loop.create_task(self._open())
+        self._opening = self.fleet.loop.create_task(self._open())
 
     async def _open(self) -> None:
+        try:
+            await self._open_connection()
+        finally:
+            if self._opening is asyncio.current_task():
+                self._opening = None
+
+    async def _open_connection(self) -> None:
+        if self.state != _CONNECTING:
+            return  # stopped before the attempt began
         self._attempt_at = self.fleet.loop.time()
         config = self.station.config
         supervision_url = config.get("SupervisionUrl")
@@ -532,6 +592,9 @@ class StationLink:
 
     def _retry_later(self) -> None:
         if self.state == _STOPPED:
+            return
+        if self._ending is not None:
+            self.stop()  # the run is over: no reconnect (issue 17)
             return
         self.state = _IDLE
         if self.transport is not None:
@@ -999,6 +1062,9 @@ class StationLink:
                 self._queue_figures()
                 return
         self._queue_figures()
+        if self._ending is not None and self._ended():
+            self.stop()
+            return
         wake = station.next_wakeup()
         deadline = rpc.deadline
         if deadline is not None and (wake is None or deadline < wake):
@@ -1028,7 +1094,7 @@ class StationLink:
 
     def _effect(self, effect: object) -> None:
         if isinstance(effect, Reboot):
-            self._go_dark()
+            self._go_dark(abort=effect.abrupt)
             self.state = _REBOOTING
             # Model seconds (a power cut's duration, reboot_seconds), like every
             # scenario time: on a compressed clock the unit is dark for fewer real ones.
@@ -1047,13 +1113,17 @@ class StationLink:
             # File transfers and anything else that moves bytes outside OCPP.
             self.fleet.run_effect(self, effect)
 
-    def _go_dark(self) -> None:
-        """Close the websocket on purpose (close code 1000) and stop all timers."""
+    def _go_dark(self, *, abort: bool = False) -> None:
+        """Close the websocket on purpose (close code 1000) and stop all timers;
+        ``abort`` (a power cut): drop the TCP connection without a close frame."""
         was_open = self.state == _OPEN
         self._cancel_timers()
         ws, transport = self.ws, self.transport
         self.state = _IDLE  # connection_lost of the old transport is then ignored
-        if was_open and ws is not None and transport is not None:
+        if abort:
+            if transport is not None:
+                transport.abort()
+        elif was_open and ws is not None and transport is not None:
             try:
                 ws.send_close(1000)
                 self._flush()

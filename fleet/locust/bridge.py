@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -20,9 +21,10 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from fleet.engine.fleet import Fleet
-from fleet.engine.link import CONNECT
+from fleet.engine.link import CONNECT, StationLink
 from fleet.engine.loop import LoopThread
 from fleet.engine.security import TlsSettings
+from fleet.engine.state_store import StateStore
 from fleet.locust import current, distributed, misbehave
 from fleet.metrics.stats import FleetStats
 from fleet.model.config import ConfigStore
@@ -39,6 +41,12 @@ CONNECT_TYPE = "WS"
 a failed one names the HTTP status or socket error, a successful one its handshake time.
 They are rare (one per connection), so the cost is nothing beside the exchanges."""
 DRAIN_EVERY = 0.05
+DEFAULT_END_TIMEOUT = 10.0
+"""Seconds the stations have at the end of a run to deliver their StopTransactions
+(``--fleet-end-timeout``)."""
+END_SLACK = 5.0
+"""Seconds test_stop waits beyond the end timeout before giving up on the loop."""
+END_MODES = ("stop", "power-off")
 _BUILDING = gevent.lock.Semaphore()  # one Bridge built at a time (see Bridge.get)
 
 
@@ -90,6 +98,17 @@ class Bridge:
             message_ids=self.profile.message_ids,
         )
         self.fleet.overrides.update(self.overrides)
+        # How the run ends (issue 17): "stop" ends every session and closes cleanly,
+        # "power-off" leaves at once; with a state directory the stations' durable
+        # state is saved at the end and loaded when they start.
+        self.end_mode: str = getattr(opts, "fleet_end", None) or "stop"
+        self.end_timeout = _float_or_none(getattr(opts, "fleet_end_timeout", None))
+        if self.end_timeout is None:
+            self.end_timeout = DEFAULT_END_TIMEOUT
+        state_dir = getattr(opts, "fleet_state_dir", None) or None
+        self.store = StateStore(state_dir) if state_dir else None
+        self._ended = True  # no station yet: nothing to end (see _on_test_stop)
+        self._quit = False  # the loop thread is stopped (quitting)
         self.thread.start()
         # Fleet-wide scenario directors (fault storms, grid outages, offline waves) run
         # on the loop.
@@ -153,8 +172,12 @@ class Bridge:
 
     def _add(self, identity: str, url: str, number: int | None = None) -> None:
         """On the loop thread: build the station from the profile and bring it up."""
+        self._ended = False
         profile = self.profile
         try:
+            leaving = self.fleet.links.get(identity)
+            if leaving is not None:
+                leaving.stop()  # still ending (a ramp down and up): it parks at once
             parked = self._parked.pop(identity, None)
             if parked is not None:
                 # Power is back (a boot storm after an outage, a ramp back up): the same
@@ -172,9 +195,14 @@ class Bridge:
                 boot_info=BootInfo(model=model, serial=identity[-25:], firmware=firmware),
             )
             station.reboot_seconds = profile.reboot_seconds
+            station.reset_close_delay = profile.reset_close_delay
             station.reject_number_phases = profile.reject_number_phases
             station.enabled_faults = profile.faults.enabled if profile.faults else frozenset()
             network.configure(station, profile.network)
+            saved = self.store.load(identity) if self.store is not None else None
+            if saved is not None:
+                # The same unit as in the last run: its memory as it was, power returns.
+                station.power_on(saved, self.fleet.now())
             self.fleet.add(station, url, behaviour.factory(profile, number=number))
         except Exception:
             log.exception("%s: could not start", identity)
@@ -196,11 +224,21 @@ class Bridge:
             self._parked.pop(identity, None)
 
     def _remove(self, identity: str) -> None:
-        """On the loop thread: power the station off (kept, to come back the same)."""
+        """On the loop thread: the station leaves (kept, to come back the same): as at
+        the end of the run, it ends its session first unless the run ends by power-off."""
         link = self.fleet.links.get(identity)
-        self.fleet.remove(identity)
-        if link is not None:
-            self._parked[identity] = link.station
+        if link is None:
+            return
+        # A boot-storm shape's ramp down is a grid outage: no goodbye, sessions stay open.
+        outage = getattr(self.env.shape_class, "shape", None) == "boot-storm"
+        if self.end_mode == "stop" and not outage:
+            link.end(self.profile.end_reason, float(self.end_timeout or 0), self._park)
+        else:
+            link.stop()
+            self._park(link)
+
+    def _park(self, link: StationLink) -> None:
+        self._parked[link.station.identity] = link.station
 
     # -- samples into Locust -----------------------------------------------------
 
@@ -232,9 +270,49 @@ class Bridge:
     # -- the end ---------------------------------------------------------------
 
     def _on_test_stop(self, **_: Any) -> None:
-        self.thread.call(self.fleet.stop_all)
+        """The run is over (the run time, STOP in the web UI): end it as ``--fleet-end``
+        says, save the durable state with ``--fleet-state-dir``, and wait (bounded, on
+        the gevent hub) so that the summary written at ``quitting`` counts it all."""
+        if self._quit:
+            return  # the loop is gone: quitting ended the run already
+        self._ended = True
+        done: list[bool] = []
+        self.thread.call(self._end_run, done.append)
+        deadline = (self.end_timeout or 0.0) + END_SLACK
+        waited = 0.0
+        while not done and waited < deadline:
+            gevent.sleep(DRAIN_EVERY)
+            waited += DRAIN_EVERY
+
+    def _end_run(self, finished: Callable[[bool], None]) -> None:
+        """On the loop thread: end every station, then save what survives."""
+        stations = [link.station for link in self.fleet.links.values()]
+        stations += self._parked.values()
+
+        def save() -> None:
+            if self.store is not None and stations:
+                now = self.fleet.now()
+                try:
+                    self.store.save(
+                        (st.snapshot(now), st.unfinished_transactions) for st in stations
+                    )
+                except Exception:
+                    log.exception("could not save the stations' state in %s", self.store.path)
+            finished(True)
+
+        if self.end_mode == "stop":
+            self.fleet.end_all(self.profile.end_reason, float(self.end_timeout or 0), save)
+        else:
+            self.fleet.stop_all()
+            save()
 
     def _on_quitting(self, **_: Any) -> None:
+        if self._quit:
+            return
+        if not self._ended:
+            # A signal (SIGTERM to a worker) quits before test_stop: end the run now.
+            self._on_test_stop()
+        self._quit = True
         self.thread.call(self.fleet.stop_all)
         gevent.sleep(0.2)  # let close frames go out
         self._drainer.kill(block=False)
@@ -274,6 +352,9 @@ def options_key(opts: Any) -> tuple[Any, ...]:
             "fleet_time_compression",
             "fleet_offline_share",
             "fleet_fault_rate",
+            "fleet_end",
+            "fleet_end_timeout",
+            "fleet_state_dir",
         )
     )
 
@@ -316,7 +397,28 @@ def add_arguments(parser: Any) -> None:
         include_in_web_ui=True,
         help="Fault storm rate (faults per station per hour); -1: the profile's",
     )
+    parser.add_argument(
+        "--fleet-end",
+        choices=END_MODES,
+        default="stop",
+        include_in_web_ui=True,
+        help="How stations leave at the end (or a ramp down): stop = end each session "
+        "(StopTransaction) and close cleanly; power-off = leave at once, sessions open",
+    )
+    parser.add_argument(
+        "--fleet-end-timeout",
+        type=float,
+        default=DEFAULT_END_TIMEOUT,
+        include_in_web_ui=True,
+        help="Seconds the stations have at the end to deliver their StopTransactions",
+    )
     group = parser.add_argument_group("chargepro-fleet")
+    group.add_argument(
+        "--fleet-state-dir",
+        default=None,
+        help="Directory of the stations' durable state (SQLite): saved at the end, "
+        "loaded at the next run's start, so a run continues where the last stopped",
+    )
     group.add_argument("--fleet-station-prefix", default="CP", help="Station id prefix")
     group.add_argument(
         "--fleet-connect-grace",

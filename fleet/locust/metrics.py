@@ -312,6 +312,7 @@ def fleet_totals(environment: Environment) -> dict[str, Any]:
         "offline_messages_delivered": stats.offline_messages_delivered,
         "transactions_started": stats.transactions_started,
         "transactions_stopped": stats.transactions_stopped,
+        "unfinished_transactions": stats.unfinished_transactions,
         "connect_failures": {k: v for k, v in list(stats.connect_failures.items()) if v},
         "generator": _generator(environment, stats),
     }

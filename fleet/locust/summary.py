@@ -257,6 +257,7 @@ COUNTERS = frozenset(
         "connect_failures",
         "transactions_started",
         "transactions_stopped",
+        "unfinished_transactions",
         "energy_wh",
     }
 )

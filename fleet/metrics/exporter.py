@@ -149,6 +149,12 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
     c.add_metric([], s.transactions_stopped)
     yield c
     c = CounterMetricFamily(
+        "fleet_transactions_unfinished",
+        "Transactions left open at the CSMS when their station stopped at the end of a run",
+    )
+    c.add_metric([], s.unfinished_transactions)
+    yield c
+    c = CounterMetricFamily(
         "fleet_energy_delivered_joules", "Energy delivered to EVs (1 Wh = 3600 J)"
     )
     c.add_metric([], s.energy_wh * _ENERGY_J_PER_WH)

@@ -114,6 +114,9 @@ class FleetStats:
         self.transactions_active = 0
         self.transactions_started = 0
         self.transactions_stopped = 0
+        # Transactions whose end the CSMS was not told when their station stopped at the
+        # end of the run (StationLink.end): a database-backed CSMS keeps them open.
+        self.unfinished_transactions = 0
         self.energy_wh = 0.0
         self.reconnects = 0
         # Open connections lost without the station asking, by reason ("connection

@@ -132,6 +132,15 @@ class LocalList:
         """The idTags in the list, as the CSMS spelled them."""
         return [tag for tag, _ in self._entries.values()]
 
+    def items(self) -> list[tuple[str, IdTagInfo]]:
+        """(idTag as the CSMS spelled it, its entry), for the durable state."""
+        return list(self._entries.values())
+
+    def load(self, version: int, entries: list[tuple[str, IdTagInfo]]) -> None:
+        """The list as :meth:`items` gave it (fleet.model.durable)."""
+        self.version = version
+        self._entries = {_key(tag): (tag, info) for tag, info in entries}
+
     def clear(self) -> None:
         """Back to the state of a unit that never received a list (version 0)."""
         self.version = 0
@@ -210,6 +219,10 @@ class AuthCache:
 
     def get(self, id_tag: str) -> IdTagInfo | None:
         return self._entries.get(_key(id_tag))
+
+    def items(self) -> list[tuple[str, IdTagInfo]]:
+        """(idTag, entry), oldest first: put() in this order rebuilds the cache."""
+        return list(self._entries.items())
 
     def put(self, id_tag: str, info: IdTagInfo, now: float) -> None:
         key = _key(id_tag)

@@ -250,11 +250,22 @@ class Outbox:
     def reboot(self) -> None:
         """Power is back: only what survives a disconnect is still queued (a
         transaction message still in flight goes back first)."""
-        inflight, self.inflight = self.inflight, None
-        pending = ([inflight] if inflight is not None else []) + list(self._queue)
-        self._queue = deque(m for m in pending if survives_disconnect(m))
+        self._queue = deque(self.durable_messages())
+        self.inflight = None
 
     # -- introspection --------------------------------------------------------------
+
+    def durable_messages(self) -> list[Outgoing]:
+        """What survives a reboot, in order (the one in flight first): the transaction
+        messages not yet delivered and the security events; a station's durable state
+        keeps exactly these."""
+        inflight = self.inflight
+        pending = ([inflight] if inflight is not None else []) + list(self._queue)
+        return [m for m in pending if survives_disconnect(m)]
+
+    def restore(self, messages: list[Outgoing]) -> None:
+        """Queue ``messages`` (from a station's durable state) ahead of anything queued."""
+        self._queue.extendleft(reversed(messages))
 
     @property
     def backlog(self) -> int:

@@ -124,10 +124,15 @@ class BootInfo:
 
 @dataclass(slots=True)
 class Reboot:
-    """Effect: close the link, stay dark for ``seconds``, then ``rebooted()`` and reconnect."""
+    """Effect: close the link, stay dark for ``seconds``, then ``rebooted()`` and reconnect.
+
+    ``abrupt`` (a power cut): the unit has no time to say goodbye, so the TCP connection
+    just dies (no websocket close frame; the CSMS sees 1006). Otherwise (Reset, a
+    firmware update, a local restart) the unit closes the websocket cleanly (1000)."""
 
     hard: bool
     seconds: float
+    abrupt: bool = False
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from fleet.model import actions
+from fleet.model import actions, durable
 from fleet.model.auth import Authorization, IdTagInfo
 from fleet.model.config import ConfigStore
 from fleet.model.connector import Connector
@@ -138,6 +138,13 @@ class Station:
     reboot_seconds = 10.0
     """How long a reboot keeps the station dark (profile: ``station.reboot_seconds``)."""
 
+    reset_close_delay = 0.0
+    """Seconds a unit restarting for a Reset keeps its link open, sending nothing new,
+    before it closes it (profile: ``station.reset_close_delay``, default 1.0). A real
+    unit takes a moment to go down; a CSMS that sees the socket close within a
+    millisecond of the Reset.conf may report the call as failed (issue 17). The bare
+    model (no profile) goes down at once."""
+
     enabled_faults: frozenset[str] = frozenset()
     """Detections the guide ships disabled (``faults.DISABLED_BY_DEFAULT``) that this
     unit has switched on (profile: ``faults.enable``); the others are never raised."""
@@ -188,10 +195,12 @@ class Station:
         # answer into a closing socket (and the exchange in progress completes).
         self._closing = False
         self._deferred: list[Effect] = []
+        self._down_at: float | None = None  # deferred effects wait until then (going_down)
         self._reset_reboot: str | None = None  # "Hard"/"Soft": the coming reboot is a Reset
         # ChangeAvailability(0, Inoperative) while charging: applied when the session ends.
         self.zero_inoperative_pending = False
         self._power_cut = False  # the mains are gone: dark until rebooted()
+        self._ending = False  # the run is over for this unit: it starts nothing new
         self.load_held_until = float("-inf")
         """No current is offered before this (RestoreTimeout after a power cut)."""
         self.config.set_internal("BoxIdentifier", identity[:50])
@@ -205,6 +214,12 @@ class Station:
         self.config.subscribe(self._config_changed)
 
     # -- configuration ---------------------------------------------------------
+
+    def use_config(self, config: ConfigStore) -> None:
+        """Replace the configuration store (a unit's flash loaded: fleet.model.durable)."""
+        self.config = config
+        self._apply_config()
+        config.subscribe(self._config_changed)
 
     def _apply_config(self) -> None:
         c = self.config
@@ -269,6 +284,7 @@ class Station:
         """The websocket is gone: keep transaction messages, drop the rest."""
         self.online = False
         self._closing = False
+        self._down_at = None
         self.effects.extend(self._deferred)  # nothing in flight any more: go ahead
         self._deferred.clear()
         pending = self.outbox.link_down()
@@ -350,7 +366,7 @@ class Station:
                 times.append(status.next_report(self))
         times.append(transaction.next_wakeup(self))
         if self._deferred and self.outbox.inflight is None:
-            times.append(self.meter.since)
+            times.append(self.meter.since if self._down_at is None else self._down_at)
         reset = self._reset
         if reset is not None:
             if reset.waits_for_queue and not self._transaction_messages_pending():
@@ -371,9 +387,8 @@ class Station:
         if self._config_changes:
             self.apply_config_changes(now)
         self.integrate(now)
-        if self._deferred and self.outbox.inflight is None:
-            self.effects.extend(self._deferred)
-            self._deferred.clear()
+        if self._deferred:
+            self._release_deferred(now)
         reset = self._reset
         if reset is not None and (
             now >= reset.due or (reset.waits_for_queue and not self._transaction_messages_pending())
@@ -477,7 +492,10 @@ class Station:
             return
         self._reset = None
         self._reset_reboot = "Hard" if reset.hard else "Soft"
-        self.going_down(Reboot(hard=reset.hard, seconds=self.reboot_seconds))
+        self.going_down(
+            Reboot(hard=reset.hard, seconds=self.reboot_seconds),
+            not_before=now + self.reset_close_delay,
+        )
 
     def _transaction_messages_pending(self) -> bool:
         return self.outbox.backlog > 0
@@ -494,7 +512,7 @@ class Station:
         self.load_held_until = float("inf")
         self._reset = None
         self._reset_reboot = None
-        self.going_down(Reboot(hard=True, seconds=seconds), at_once=True)
+        self.going_down(Reboot(hard=True, seconds=seconds, abrupt=True), at_once=True)
 
     def rebooted(self, now: float) -> None:
         """Power is back after a reboot: volatile state is gone; configuration,
@@ -512,6 +530,7 @@ class Station:
         starts, so only this reboot, not construction, reports StartupOfTheDevice."""
         self.integrate(now)
         power_cycle, self._power_cut = self._power_cut, False
+        self._ending = False  # powered up again (a ramp back up): a unit like any other
         self.boot_status = None
         self._boot_due = now
         self._reset = None
@@ -542,6 +561,18 @@ class Station:
         self.standalone = not self.config.get_bool("OcppEnable")
         if self.standalone:
             self.effects.append(Standalone())
+
+    def snapshot(self, now: float) -> JsonDict:
+        """The durable state (fleet.model.durable): what survives a power cycle."""
+        return durable.snapshot(self, now)
+
+    def power_on(self, saved: JsonDict, now: float) -> None:
+        """Power returns on a unit whose memory holds ``saved`` (a :meth:`snapshot`, e.g.
+        from the previous run): load it and finish the power cycle as after a power
+        cut, so a transaction the unit was in is stopped with reason PowerLoss."""
+        self.use_config(durable.restore(self, saved, now))
+        self._power_cut = True
+        self.rebooted(now)
 
     def local_setup(self, settings: Mapping[str, str | int | bool], now: float) -> None:
         """The installer changes settings on the unit itself (the commissioning app or
@@ -656,19 +687,58 @@ class Station:
             # A unit about to restart (or to drop its link on purpose) starts nothing new.
             and self._reset is None
             and not self._closing
+            and not self._ending
         )
 
-    def going_down(self, effect: Effect, *, at_once: bool = False) -> None:
-        """Ask the engine to close the link (reboot, reconnect) once no CALL is in flight;
-        ``at_once`` (a power cut) abandons the CALL in flight and supersedes whatever was
-        waiting for it."""
+    # -- the end of a run ----------------------------------------------------------
+
+    def end_of_run(self, reason: Reason, now: float) -> None:
+        """The run is over (fleet.engine.link.StationLink.end): stop the transaction in
+        progress with ``reason`` (queued like any StopTransaction) and start nothing new,
+        so the CSMS is left with no open transaction once the queue is delivered."""
+        self.integrate(now)
+        self._ending = True
+        tx = self.transaction
+        # A dark unit (power cut) decides nothing: it reports PowerLoss when power returns.
+        if tx is not None and tx.stop_reason is None and not tx.standalone and not self._power_cut:
+            self.stop_transaction(reason, now)
+
+    @property
+    def unfinished_transactions(self) -> int:
+        """Transactions the CSMS has not seen end: the one in progress, and every one
+        whose messages still wait in the queue (or in flight)."""
+        open_ = {
+            id(m.transaction) for m in self.outbox.durable_messages() if is_transaction_message(m)
+        }
+        tx = self.transaction
+        if tx is not None and not tx.standalone:
+            open_.add(id(tx))
+        return len(open_)
+
+    def going_down(
+        self, effect: Effect, *, at_once: bool = False, not_before: float | None = None
+    ) -> None:
+        """Ask the engine to close the link (reboot, reconnect) once no CALL is in flight
+        and, with ``not_before``, no sooner than that (the unit takes a moment to go down;
+        it sends nothing new meanwhile); ``at_once`` (a power cut) abandons the CALL in
+        flight and supersedes whatever was waiting for it."""
         self._closing = True
         if at_once:
             self._deferred.clear()
-        if at_once or self.outbox.inflight is None:
+            self._down_at = None
+        elif not_before is not None and not_before > self.meter.since:
+            self._down_at = not_before
+        if at_once or (self.outbox.inflight is None and self._down_at is None):
             self.effects.append(effect)
         else:
             self._deferred.append(effect)
+
+    def _release_deferred(self, now: float) -> None:
+        """The link may close now: nothing in flight, and the moment to go down is over."""
+        if self.outbox.inflight is None and (self._down_at is None or now >= self._down_at):
+            self._down_at = None
+            self.effects.extend(self._deferred)
+            self._deferred.clear()
 
     def integrate(self, now: float) -> None:
         added = self.meter.integrate(now)

@@ -13,6 +13,8 @@ An SLO is one comparison, written the way a CI file reads best::
                                    stations_connected, stations_never_connected,
                                    connected_ratio (of the target fleet), connected_share
                                    (connected / started, as the load ended)
+    unfinished_transactions == 0   transactions left open at the end of the run (their
+                                   StopTransaction not delivered in time)
     ledger_problems == 0           the reference CSMS's consistency problems (embedded only)
     generator_lag_p99 <= 50ms      the load generator's own event-loop lag p99 (an upper
                                    bound: its histogram bucket's; pick a bound such as 10,
@@ -96,6 +98,7 @@ FLEET: dict[str, Kind] = {
     "connected_share": "ratio",
     "ledger_problems": "count",
     "generator_lag_p99": "time",
+    "unfinished_transactions": "count",
 }
 
 _OPS: dict[str, Callable[[float, float], bool]] = {

@@ -23,12 +23,12 @@ Fields of an outage:
     at least one station).
 
 What a station does is the model's (``Station.power_lost``): it goes dark at once (its
-link closes without a goodbye, the CALL in flight is never answered), the engine keeps it
-dark for ``duration``, then it boots; a transaction that was running is stopped with
-reason ``PowerLoss``, the queue of transaction messages and the energy register survive,
-a fault latched until a power cycle clears, and the load resumes no sooner than the
-station's ``RestoreTimeout``. Unlike a Locust shape's outage (boot-storm), the stations
-stay users of the run: only their supply goes.
+TCP connection drops without a websocket close frame, the CALL in flight is never
+answered), the engine keeps it dark for ``duration``, then it boots; a transaction that
+was running is stopped with reason ``PowerLoss``, the queue of transaction messages and
+the energy register survive, a fault latched until a power cycle clears, and the load
+resumes no sooner than the station's ``RestoreTimeout``. Unlike a Locust shape's outage
+(boot-storm), the stations stay users of the run: only their supply goes.
 
 Times are model seconds (divided by the fleet's ``time_compression``, if any); one timer
 per outage, none per station. Power cuts are counted in ``OutageDirector.cuts``.

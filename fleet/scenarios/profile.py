@@ -14,13 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
 from fleet.engine.fleet import CLOCKS
 from fleet.engine.security import Secret
 from fleet.model.config import KEYS, ConfigError, ConfigStore
+from fleet.model.messages import Reason
 from fleet.model.meter import EvModel
 from fleet.protocol.rpc import MESSAGE_IDS
 from fleet.scenarios import misbehave, network, power, replay, storms
@@ -189,6 +190,8 @@ class Profile:
     firmware: str = "3.0.0"
     reboot_seconds: float = 10.0
     reject_number_phases: bool = False
+    reset_close_delay: float = 1.0  # answered Reset.req -> link closed (issue 17)
+    end_reason: str = "Local"  # StopTransaction reason at the end of a run
     message_ids: str = "unique"  # fleet.protocol.rpc.MESSAGE_IDS
     faults: Any = None  # storms.parse(): fault storms, or None
     power: Any = None  # power.parse(): grid outages, or None
@@ -394,6 +397,8 @@ class _Reader:
                 "firmware",
                 "reboot_seconds",
                 "reject_number_phases",
+                "reset_close_delay",
+                "end_reason",
                 "message_ids",
                 "config",
                 "security",
@@ -402,6 +407,9 @@ class _Reader:
         message_ids = self.choice(
             station.get("message_ids", "unique"), "station.message_ids", MESSAGE_IDS
         )
+        end_reason = str(station.get("end_reason", "Local"))
+        if end_reason not in get_args(Reason):
+            raise self.fail("station.end_reason", f"must be one of {', '.join(get_args(Reason))}")
         firmware = str(station.get("firmware", "3.0.0"))
         if not 1 <= len(firmware) <= 50:
             raise self.fail("station.firmware", "firmwareVersion is 1..50 characters")
@@ -440,6 +448,10 @@ class _Reader:
                 station.get("reboot_seconds", 10.0), "station.reboot_seconds", 0.0, 3600.0
             ),
             reject_number_phases=reject_number_phases,
+            reset_close_delay=self.number(
+                station.get("reset_close_delay", 1.0), "station.reset_close_delay", 0.0, 60.0
+            ),
+            end_reason=end_reason,
             message_ids=message_ids,
             faults=storms.parse(self, top.get("faults")),
             power=power.parse(self, top.get("power")),

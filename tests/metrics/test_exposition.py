@@ -52,6 +52,8 @@ def filled() -> FleetStats:
     s.transactions_active = 1
     s.transactions_started = 2
     s.transactions_stopped = 1
+    s.unfinished_transactions = 1
+    s.stations_never_connected = 1
     s.energy_wh = 1500.0
     s.reconnects = 1
     s.disconnects["connection lost"] += 1

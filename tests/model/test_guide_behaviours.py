@@ -63,7 +63,7 @@ def power_cut(c: Central, seconds: float) -> None:
     st = c.station
     c.do(st.power_lost, seconds)  # type: ignore[attr-defined]
     (effect,) = c.effects()
-    assert effect == Reboot(hard=True, seconds=seconds)
+    assert effect == Reboot(hard=True, seconds=seconds, abrupt=True)
     c.reboot(effect)
 
 
@@ -412,7 +412,7 @@ def test_a_cable_pulled_while_dark_is_found_out_at_power_return() -> None:
     start_session(st, c, T0 + 10)
     c.run(T0 + 60)
     c.do(st.power_lost, 30.0)
-    assert c.effects() == [Reboot(hard=True, seconds=30.0)]
+    assert c.effects() == [Reboot(hard=True, seconds=30.0, abrupt=True)]
     st.disconnected(c.now)
     c.run(c.now + 10)
     c.do(st.unplug)

@@ -100,6 +100,7 @@ RUNS: dict[str, tuple[str | None, list[str]]] = {
         "--slo", "stations_started >= 5", "--slo", "stations_started <= 5",
         "--slo", "connected_share >= 99%", "--slo", "connect.p95 < 5s",
         "--slo", "error_rate < 1%!",  # holds: must not stop the run
+        "--end", "power-off",  # sessions still running at the end (energy incl. running)
     ]),
     "processes": (None, [
         "--processes", "2", "--stations", "5", "-r", "5", "--duration", "8s",
