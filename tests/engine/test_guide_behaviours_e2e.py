@@ -172,7 +172,7 @@ def test_ocpp_enable_false_is_standalone_after_a_reset_until_set_back_locally() 
     """Guide, vendor keys: OcppEnable "Switch between Standalone mode and Supervision
     mode". Set False by the CSMS (RebootRequired) and reset, the station closes its link
     and never reconnects, though it charges on plug-in; the installer's local setup
-    (OcppEnable True and a restart, docs/station-model-decisions.md) brings it back."""
+    (OcppEnable True and a restart, docs/station-model.md, decisions) brings it back."""
 
     async def scenario() -> None:
         async with rig() as r:

@@ -4,7 +4,7 @@ every answer schema-checked both ways).
 
 Items 1, 2, 4-10; item 3 (timeouts in the transaction-message outbox) has its tests
 with the outbox. Each docstring cites the guide or the OCPP 1.6 section it checks;
-where the guide leaves room, the reading taken is in docs/station-model-decisions.md.
+where the guide leaves room, the reading taken is in docs/station-model.md, decisions.
 Model events the station does not have yet are named here as the station will have
 them: ``Station.power_lost(seconds, now)`` and the ``Standalone`` effect.
 """
@@ -181,7 +181,7 @@ def test_after_rejected_only_boot_notification_retries_after_the_interval() -> N
 def test_empty_meter_values_sampled_data_never_yields_an_empty_meter_values() -> None:
     """OCPP 1.6 MeterValues.req: sampledValue has at least one item. With
     MeterValuesSampledData "" there is nothing to sample: no periodic MeterValues; a
-    triggered one still reports the energy register (docs/station-model-decisions.md)."""
+    triggered one still reports the energy register (docs/station-model.md, decisions)."""
     st, c = setup({"MeterValuesSampledData": "", "MeterValueSampleInterval": 10})
     start_session(st, c, T0 + 10)
     c.run(T0 + 100)  # Csms.flush schema-checks every CALL: an empty list fails here

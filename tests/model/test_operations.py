@@ -1056,7 +1056,7 @@ def test_an_unreadable_expiry_date_in_reserve_now_is_a_callerror() -> None:
 def test_the_installers_local_setup_brings_a_standalone_station_back_under_supervision() -> None:
     """No CSMS reaches a standalone unit (no ChangeConfiguration, no Reset): the
     installer's local setup writes OcppEnable True and restarts it, and it boots with
-    its CSMS again (docs/station-model-decisions.md)."""
+    its CSMS again (docs/station-model.md, decisions)."""
     st, c = setup({"OcppEnable": False})
     assert c.call("Reset", {"type": "Hard"}) == {"status": "Accepted"}
     (effect,) = c.effects()

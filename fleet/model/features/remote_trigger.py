@@ -53,7 +53,7 @@ def _send(st: StationPort, action: str, payload: StationRequest) -> None:
 def _trigger_meter_values(st: StationPort, connector_id: int | None, now: float) -> None:
     """Connector 1 (also when none is named: it is the only one) with the running
     transaction's id if any; connector 0 is the station's meter, outside transactions.
-    See docs/station-model-decisions.md for the empty-measurand fallback."""
+    See docs/station-model.md, decisions for the empty-measurand fallback."""
     value = metering.meter_value(st, now, "Trigger", st.measurands)
     if not value["sampledValue"]:
         # Nothing configured to sample (MeterValuesSampledData ""): an Accepted trigger
