@@ -567,7 +567,13 @@ def outside(args: argparse.Namespace) -> None:
             report["all_in"] = allin.all_in(sink, sizes, args.warmup, args.window, skip, _say)
         if args.scale:
             report["scale"] = allin.scale(
-                sink, args.scale, args.local_ips, args.fleet_processes, args.window, _say
+                sink,
+                args.scale,
+                args.local_ips,
+                args.fleet_processes,
+                args.window,
+                _say,
+                keep_log=f"{args.json_file}.log" if args.json_file else None,
             )
     finally:
         sink.close()
