@@ -309,10 +309,12 @@ def scale(
 
 
 def heartbeat_warnings(log: str) -> list[str]:
-    """Lines of a Locust master's log about workers it did not hear from (Locust logs
-    "... missing" / "failed to send heartbeat" / "heartbeat" timeouts)."""
-    keys = ("missing", "heartbeat")
-    return [line for line in log.splitlines() if any(k in line.lower() for k in keys)][:50]
+    """Lines of a Locust log about heartbeats between master and workers: "Worker ...
+    failed to send heartbeat, setting state to missing", "... self-healed with
+    heartbeat", "... went missing", and a worker's "Didn't get heartbeat from master"
+    (not the OCPP Heartbeat rows of the statistics table)."""
+    keys = ("failed to send heartbeat", "self-healed", "went missing", "heartbeat from master")
+    return [line for line in log.splitlines() if any(k in line for k in keys)][:50]
 
 
 def table(report: dict[str, Any]) -> str:
