@@ -14,6 +14,7 @@ import logging
 import sys
 from typing import Any
 
+import gevent
 from gevent import Greenlet
 from gevent.pool import Group
 from locust import User, events
@@ -109,7 +110,12 @@ class ChargeProUser(User):
         running greenlet per station only slept and cost ~8 KB of memory. An unstarted
         one is enough: Locust kills it to stop the user (:meth:`stop`). A station that
         cannot start (no station number from the master) leaves no user behind, as
-        when ``on_start`` raised in a user's greenlet."""
+        when ``on_start`` raised in a user's greenlet.
+
+        Locust spawns a worker's users in one loop without yielding; a worker that is
+        given thousands at once (a master re-dispatching a missing worker's users) would
+        hold the hub for seconds and miss its own heartbeats: each start yields first."""
+        gevent.sleep(0)
         try:
             self.on_start()
         except Exception:
