@@ -22,12 +22,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import wait_until
 
 from fleet.csms.ledger import JournaledLedger
 
@@ -124,15 +124,12 @@ def hosts() -> Iterator[Hosts]:
 
 
 def _wait(check: Callable[[], Any], timeout: float, what: str, logs: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"== {p.name}\n{p.read_text()[-1500:]}" for p in logs.glob("*.log"))
-            raise AssertionError(f"timed out waiting for {what}\n{tails}")
-        time.sleep(0.2)
+    """:func:`support.wait_until`, with the processes' logs in the failure."""
+    try:
+        return wait_until(check, timeout, what)
+    except AssertionError as exc:
+        tails = "\n".join(f"== {p.name}\n{p.read_text()[-1500:]}" for p in logs.glob("*.log"))
+        raise AssertionError(f"{exc}\n{tails}") from None
 
 
 def _stop(procs: list[subprocess.Popen[str]]) -> None:
