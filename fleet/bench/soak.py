@@ -27,7 +27,6 @@ import contextlib
 import gc
 import json
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.engine.fleet import Fleet
+from fleet.engine.limits import raise_open_file_limit
 from fleet.engine.loop import LoopThread
 from fleet.model.config import ConfigStore
 from fleet.model.records import BootInfo
@@ -46,14 +46,6 @@ from fleet.scenarios.profile import Profile, load
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SERIES = ("rss_mb", "fds", "tasks", "link_timers", "loop_handles", "gc_objects", "csms_rss_mb")
-
-
-def raise_fd_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit: a station is a socket."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 def _rss_mb(pid: int | str = "self") -> float:
@@ -204,7 +196,7 @@ def table(samples: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    raise_fd_limit()
+    raise_open_file_limit()
     profile = load(args.profile)
     port = _free_port()
     csms = start_csms(port)

@@ -37,8 +37,8 @@ from fleet_harness import (
 )
 from support import until
 
-from fleet.bench.soak import raise_fd_limit
 from fleet.engine.fleet import Fleet
+from fleet.engine.limits import raise_open_file_limit
 from fleet.engine.link import BACKOFF_BASE, BACKOFF_CAP, StationLink
 from fleet.engine.loop import new_event_loop
 
@@ -76,7 +76,7 @@ def storm_bound(outage: float) -> float:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_csms_sigkill_and_restart_loses_nothing(tmp_path: Path, free_port: int) -> None:
-    raise_fd_limit()
+    raise_open_file_limit()
     csms = CsmsProcess(free_port, tmp_path / "ledger.jsonl", "--heartbeat-interval", "3600")
     csms.start()
     loop = new_event_loop()
