@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from fleet.cli.options import UsageProblem
-from fleet.cli.prerun import password_check, run_stations_options, tag_options
+from fleet.cli.options import UsageProblem, run_stations_options
+from fleet.cli.prerun import password_check, tag_options
 from fleet.engine.security import tls_reason
 from fleet.scenarios.profile import ProfileError, load
 

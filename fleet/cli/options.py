@@ -135,3 +135,26 @@ def station_options(
         return command
 
     return decorate
+
+
+def run_stations_options(stations_help: str, required: bool = False) -> Any:
+    """``--station-prefix`` and ``--stations`` of a run, for the commands that work out
+    its per-station tags (``fleet profiles tags``, ``fleet csms --profile``)."""
+
+    def decorate(command: Any) -> Any:
+        command = click.option(
+            "--stations",
+            "-u",
+            type=click.IntRange(min=1),
+            required=required,
+            default=None,
+            help=stations_help,
+        )(command)
+        return click.option(
+            "--station-prefix",
+            default="CP",
+            show_default=True,
+            help="The run's --station-prefix (station ids PREFIX00001 ...).",
+        )(command)
+
+    return decorate

@@ -149,29 +149,6 @@ def auth_for(profile: Profile) -> Any:
     return None if key is None else password_check(str(key))
 
 
-def run_stations_options(stations_help: str, required: bool = False) -> Any:
-    """``--station-prefix`` and ``--stations`` of a run, for the commands that work out
-    its per-station tags (``fleet profiles tags``, ``fleet csms --profile``)."""
-
-    def decorate(command: Any) -> Any:
-        command = click.option(
-            "--stations",
-            "-u",
-            type=click.IntRange(min=1),
-            required=required,
-            default=None,
-            help=stations_help,
-        )(command)
-        return click.option(
-            "--station-prefix",
-            default="CP",
-            show_default=True,
-            help="The run's --station-prefix (station ids PREFIX00001 ...).",
-        )(command)
-
-    return decorate
-
-
 def tag_options(profile: Profile, station_prefix: str, stations: int | None) -> dict[str, Any]:
     """What the reference CSMS needs to accept exactly the profile's idTags of a run's
     stations (``fleet profiles tags`` lists the same ones) and answer their group."""

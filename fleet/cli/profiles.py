@@ -8,8 +8,7 @@ import sys
 
 import click
 
-from fleet.cli.options import UsageProblem
-from fleet.cli.prerun import run_stations_options
+from fleet.cli.options import UsageProblem, run_stations_options
 from fleet.scenarios.profile import ProfileError, available, load, station_id
 
 
