@@ -16,13 +16,16 @@ import asyncio
 import json
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+from support import wait_until
 from websockets.asyncio.client import connect
 
 from fleet.csms.server import CsmsThread
@@ -344,3 +347,31 @@ def test_verdict_names_the_slo_without_data() -> None:
     results = slo_mod.evaluate_all(slo_mod.parse_all(["Heartbeat.p95 < 1s"]), {"total": {}})
     assert slo_mod.exit_code(results) == 3
     assert "NO DATA" in slo_mod.table(results)
+
+
+def test_a_signal_ends_the_search_with_128_plus_the_signal(tmp_path: Path) -> None:
+    """Ctrl-C during a search: the Locust child stops, no traceback, exit 130 (issue 14)."""
+    profile = tmp_path / "heartbeats.yaml"
+    profile.write_text(PROFILE)
+    err_path = tmp_path / "stderr.txt"
+    with err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fleet", "capacity", "--profile", str(profile),
+             "--slo", "error_rate < 1%", "--start", "5", "--step", "5", "--max", "20",
+             "--hold", "20s", "--spawn-rate", "20", "--seed", "1"],
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    try:
+        wait_until(
+            lambda: psutil.Process(proc.pid).children(recursive=True), 60.0, "the Locust child"
+        )
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    text = err_path.read_text()
+    assert code == 130, text[-2000:]
+    assert "Traceback" not in text, text[-2000:]
+    assert "interrupted" in text, text[-2000:]
+    assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

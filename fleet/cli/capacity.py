@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -133,9 +134,15 @@ def capacity(
             csms.stop()
     if code == 2:
         sys.exit(2)  # Locust said why (a usage error in the child)
+    # Stopped by SIGINT / SIGTERM (run_child: 128 + the signal): the steps measured so far
+    # are still printed and written, and the exit code says the search was cut short.
+    interrupted = code in (128 + signal.SIGINT, 128 + signal.SIGTERM)
     try:
         data = cap.read(out_path)
     except (OSError, ValueError):
+        if interrupted:
+            click.echo("fleet: capacity search interrupted before a step was measured", err=True)
+            sys.exit(code)
         raise click.ClickException("the capacity search measured no step") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -157,4 +164,9 @@ def capacity(
             "no_data": [r.as_dict() for r in result.no_data],
         }
         Path(json_out).write_text(json.dumps(data, indent=2) + "\n")
+    if interrupted:
+        click.echo(
+            "fleet: capacity search interrupted: the steps above are all it measured", err=True
+        )
+        sys.exit(code)
     sys.exit(result.exit_code)
