@@ -10,18 +10,29 @@ record never yields to gevent, so native locks are safe on both sides.
 ``fleet run`` stops the child with SIGINT (Locust's Ctrl-C path: the HTML report is
 written, the workers are told to quit). The KeyboardInterrupt still ends the run;
 gevent's hub only stops printing it as if it were an error.
+
+A Locust 2.47 worker handling a ``spawn`` message filters the master's options with
+``argument_parser.default_args_dict()`` once per option, and each call builds Locust's
+whole argument parser: ~0.1 s of the hub per message. During a fast ramp the master
+sends one every few hundred milliseconds and the worker's hub spent most of its time
+there (issue 16, the 100,000-station ramp). The defaults do not change within a
+process: computed once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import gevent
 from gevent import monkey
+from locust import argument_parser
 
 
 def setup() -> None:
     native_logging_locks()
+    if not hasattr(argument_parser.default_args_dict, "cache_info"):
+        argument_parser.default_args_dict = functools.cache(argument_parser.default_args_dict)
     hub = gevent.get_hub()
     if KeyboardInterrupt not in hub.NOT_ERROR:
         hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
