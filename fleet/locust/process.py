@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 
 import gevent
+import locust.stats
 from gevent import monkey
 from locust import argument_parser
 
@@ -46,3 +48,45 @@ def native_logging_locks() -> None:
     for logger in loggers:
         for handler in getattr(logger, "handlers", ()):
             handler.lock = rlock()
+
+
+class FinalWriteCSV(locust.stats.StatsCSVFileWriter):
+    """Locust's CSV writer, with a last write of every file before they close."""
+
+    def close_files(self) -> None:
+        try:
+            self.write_now()
+        finally:
+            super().close_files()
+
+    def write_now(self) -> None:
+        """The files as Locust's writer would write them now (headers, then rows; the
+        history file gets one more row)."""
+        for handle, writer, columns, rows in (
+            (
+                self.requests_csv_filehandle,
+                self.requests_csv_writer,
+                self.requests_csv_columns,
+                self._requests_data_rows,
+            ),
+            (
+                self.failures_csv_filehandle,
+                self.failures_csv_writer,
+                self.failures_columns,
+                self._failures_data_rows,
+            ),
+            (
+                self.exceptions_csv_filehandle,
+                self.exceptions_csv_writer,
+                self.exceptions_columns,
+                self._exceptions_data_rows,
+            ),
+        ):
+            handle.seek(0)
+            writer.writerow(columns)
+            rows(writer)
+            handle.truncate()
+        self._stats_history_data_rows(self.stats_history_csv_writer, time.time())
+
+
+locust.stats.StatsCSVFileWriter = FinalWriteCSV  # type: ignore[misc]
