@@ -17,7 +17,7 @@ from typing import Any
 import gevent
 from gevent import Greenlet
 from gevent.pool import Group
-from locust import User, events
+from locust import User, events, task
 from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner
 from locust.user.users import LOCUST_STATE_WAITING
@@ -135,6 +135,12 @@ class ChargeProUser(User):
         there is no task to finish)."""
         self.on_stop()
         return bool(super().stop(force=True))
+
+    @task
+    def hold(self) -> None:
+        """Never runs (:meth:`start` never starts the greenlet); Locust warns at each test
+        start about a user class without a task ("instantiating it will fail!")."""
+        gevent.sleep(3600)
 
     def on_start(self) -> None:
         url = csms_host.of(self.environment)
