@@ -261,9 +261,16 @@ def all_in(
 
 
 def scale(
-    sink: Any, n: int, local_ips: str, processes: str, hold: float, say: Any
+    sink: Any,
+    n: int,
+    local_ips: str,
+    processes: str,
+    hold: float,
+    say: Any,
+    keep_log: str | None = None,
 ) -> dict[str, Any]:
-    """The 100,000-station check: heartbeats every 60 s, connected within 3 minutes."""
+    """The 100,000-station check: heartbeats every 60 s, connected within 3 minutes.
+    ``keep_log``: where to copy the run's log (the master's and workers' output)."""
     with tempfile.TemporaryDirectory(prefix="fleet-bench-scale-") as tmp:
         profile = write_profile(tmp, 60, charging=False)
         summary = f"{tmp}/summary.json"
@@ -278,20 +285,36 @@ def scale(
             row["log"] = Path(f"{tmp}/fleet-run.log").read_text()[-3000:]
         row["command"] = " ".join(["fleet", *cmd[3:]]).replace(profile, "<bench profile>")
         row["connected_within_3_min"] = row.get("connected_seconds", 1e9) <= 180
+        text = Path(f"{tmp}/fleet-run.log").read_text(errors="replace")
+        if keep_log:
+            Path(keep_log).write_text(text)
+            row["log_file"] = keep_log
+        row["heartbeat_warnings"] = heartbeat_warnings(text)
         try:
             import json
 
             data = json.loads(Path(summary).read_text())
             # The loop lag over the run: p99 of every worker's probe samples together,
-            # max of the worst worker (the summary merges the workers' histograms).
+            # max of the worst worker (the summary merges the workers' histograms);
+            # each worker's own p99 and the worst of them from the master's totals.
             row["loop_lag"] = data.get("generator")
+            lag = data.get("fleet", {}).get("generator") or {}
+            row["worst_worker_lag_p99_ms"] = lag.get("worst_worker_lag_p99_ms")
+            row["worker_lag"] = lag.get("workers")
             row["stations_connected_at_stop"] = data.get("fleet", {}).get("stations_connected")
         except (OSError, ValueError) as exc:
             row["loop_lag"] = None
-            row["summary_error"] = (
-                f"{exc!r}; log: " + Path(f"{tmp}/fleet-run.log").read_text()[-1500:]
-            )
+            row["summary_error"] = f"{exc!r}; log: " + text[-1500:]
     return row
+
+
+def heartbeat_warnings(log: str) -> list[str]:
+    """Lines of a Locust log about heartbeats between master and workers: "Worker ...
+    failed to send heartbeat, setting state to missing", "... self-healed with
+    heartbeat", "... went missing", and a worker's "Didn't get heartbeat from master"
+    (not the OCPP Heartbeat rows of the statistics table)."""
+    keys = ("failed to send heartbeat", "self-healed", "went missing", "heartbeat from master")
+    return [line for line in log.splitlines() if any(k in line for k in keys)][:50]
 
 
 def table(report: dict[str, Any]) -> str:
@@ -333,7 +356,9 @@ def table(report: dict[str, Any]) -> str:
                 f"scale {s['stations']:,} (heartbeats 60 s): connected in "
                 f"{s['connected_seconds']} s, CPU {s['cpu_share_of_one_core']} cores, RSS "
                 f"{s['rss_mb']} MB over {s['processes']} processes, rate kept {s['rate_kept']}, "
-                f"loop lag {s.get('loop_lag')}"
+                f"loop lag {s.get('loop_lag')}, worst worker's lag p99 "
+                f"{s.get('worst_worker_lag_p99_ms')} ms, heartbeat warnings "
+                f"{len(s.get('heartbeat_warnings') or [])}"
             )
         lines.append(f"  {s.get('command')}")
     return "\n".join(lines)

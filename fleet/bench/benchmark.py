@@ -28,7 +28,7 @@ part runs in its own process, so RSS and CPU time are that process's alone:
     every 60 s and meter values every 60 s, for 65 s. **Own delay** is how late the
     event loop runs what is due, measured by the fleet's own lag probe
     (:class:`fleet.engine.loop.LagProbe`, the one behind ``fleet_loop_lag_seconds``
-    and the Fleet tab): a timer due every 20 ms records (time it ran - time it was
+    and the Fleet tab): a timer due every 100 ms records (time it ran - time it was
     due). Every message the station handles waits at most that long between
     the kernel having it and the station acting on it (a CALLRESULT sits in the socket
     buffer until the loop gets to it; a due Heartbeat waits for its timer), so the
@@ -567,7 +567,13 @@ def outside(args: argparse.Namespace) -> None:
             report["all_in"] = allin.all_in(sink, sizes, args.warmup, args.window, skip, _say)
         if args.scale:
             report["scale"] = allin.scale(
-                sink, args.scale, args.local_ips, args.fleet_processes, args.window, _say
+                sink,
+                args.scale,
+                args.local_ips,
+                args.fleet_processes,
+                args.window,
+                _say,
+                keep_log=f"{args.json_file}.log" if args.json_file else None,
             )
     finally:
         sink.close()

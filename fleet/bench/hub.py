@@ -8,7 +8,7 @@ its own OS thread, while the gevent hub runs Locust's own greenlets (spawning th
 users, heartbeats to the master, stats reports) in the same process.
 
 Measured (see fleet.bench.hub_locustfile): the worker's hub lag (the fleet's own hub
-probe, a greenlet due every 20 ms), the largest gap between two heartbeats the master
+probe, a hub timer due every 100 ms), the largest gap between two heartbeats the master
 answered, heartbeats missed by that count (a gap of g seconds misses round(g) - 1 of
 the 1 s beats), and the master's own verdict: the lines "failed to send heartbeat" it
 logs when a worker stays silent for 3 beats. This module does not import locust (that

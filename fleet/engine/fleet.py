@@ -102,6 +102,9 @@ class Fleet:
         # station.message_ids).
         self.message_ids = message_ids
         self.samples: deque[Sample] | None = deque() if keep_samples else None
+        # Where samples go instead, if set (on the loop thread: Locust's batches, see
+        # fleet.locust.batch).
+        self.on_sample: Callable[[str, float, int, str | None], None] | None = None
         self.rng = random.Random(seed)
         self.ssl_context = ssl_context
         self.tls = tls if tls is not None else TlsSettings()
@@ -169,7 +172,9 @@ class Fleet:
 
     def sample(self, action: str, seconds: float, size: int, error: str | None) -> None:
         """``seconds``: the round trip in real seconds (see StationLink, which converts)."""
-        if self.samples is not None:
+        if self.on_sample is not None:
+            self.on_sample(action, seconds, size, error)
+        elif self.samples is not None:
             self.samples.append((action, seconds, size, error))
 
     def add(

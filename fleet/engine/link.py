@@ -28,6 +28,7 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
 
+from fleet.engine.limits import connect_from
 from fleet.engine.security import (
     CLIENT_LOGGER,
     Security,
@@ -468,15 +469,24 @@ class StationLink:
             return
         self.wire = wire = _Wire(self)
         try:
-            await loop.create_connection(
-                lambda: wire,
-                uri.host,
-                uri.port,
-                ssl=context,
-                server_hostname=uri.host if context is not None else None,
-                ssl_handshake_timeout=timeout if context is not None else None,
-                local_addr=(self.local_ip, 0) if self.local_ip is not None else None,
-            )
+            if self.local_ip is None:
+                await loop.create_connection(
+                    lambda: wire,
+                    uri.host,
+                    uri.port,
+                    ssl=context,
+                    server_hostname=uri.host if context is not None else None,
+                    ssl_handshake_timeout=timeout if context is not None else None,
+                )
+            else:  # from a --local-ips address (see connect_from: not local_addr)
+                sock = await connect_from(loop, self.local_ip, uri.host, uri.port)
+                await loop.create_connection(
+                    lambda: wire,
+                    sock=sock,
+                    ssl=context,
+                    server_hostname=uri.host if context is not None else None,
+                    ssl_handshake_timeout=timeout if context is not None else None,
+                )
         except ssl.SSLError as exc:
             if self.wire is wire:  # not an attempt given up on already (timeout, stop)
                 self._tls_failed(exc)

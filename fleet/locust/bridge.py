@@ -2,15 +2,17 @@
 
 One :class:`Bridge` per Locust process, created by the first user that starts, so
 after ``--processes`` has forked. Locust to loop: ``loop.call_soon_threadsafe``.
-Loop to Locust: samples go into a deque (thread-safe appends) that a greenlet
-drains into ``events.request.fire``, which is not thread-safe and must run on the
-gevent hub. Nothing in the loop thread touches a gevent object.
+Loop to Locust: the loop thread aggregates samples into batches
+(:mod:`fleet.locust.batch`) handed over through a deque (thread-safe appends) that a
+greenlet merges into Locust's statistics, which are not thread-safe and must be
+touched on the gevent hub only. Nothing in the loop thread touches a gevent object.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +27,7 @@ from fleet.engine.link import CONNECT, StationLink
 from fleet.engine.loop import LoopThread
 from fleet.engine.security import TlsSettings
 from fleet.engine.state_store import StateStore
-from fleet.locust import current, distributed, misbehave
+from fleet.locust import batch, current, distributed, misbehave
 from fleet.metrics.stats import FleetStats
 from fleet.model.config import ConfigStore
 from fleet.model.records import BootInfo
@@ -40,13 +42,19 @@ CONNECT_TYPE = "WS"
 """Connection attempts (TCP, TLS, websocket handshake) are Locust requests ``WS connect``:
 a failed one names the HTTP status or socket error, a successful one its handshake time.
 They are rare (one per connection), so the cost is nothing beside the exchanges."""
-DRAIN_EVERY = 0.05
+DRAIN_EVERY = 1.0
+"""Seconds between two merges of the loop thread's batches into Locust's statistics
+(the batches come every ``batch.HAND_OVER_EVERY``; Locust reports every 2-3 s)."""
+LAST_BATCH_WAIT = 1.0
+"""At ``test_stop``, at most this long for the loop thread's last batch."""
 DEFAULT_END_TIMEOUT = 10.0
 """Seconds the stations have at the end of a run to deliver their StopTransactions
 (``--fleet-end-timeout``)."""
 END_SLACK = 5.0
 """Seconds test_stop waits beyond the end timeout before giving up on the loop."""
 END_MODES = ("stop", "power-off")
+END_POLL = 0.05
+"""Seconds between two looks at whether the stations have ended."""
 _BUILDING = gevent.lock.Semaphore()  # one Bridge built at a time (see Bridge.get)
 
 
@@ -109,7 +117,10 @@ class Bridge:
         self.store = StateStore(state_dir) if state_dir else None
         self._ended = True  # no station yet: nothing to end (see _on_test_stop)
         self._quit = False  # the loop thread is stopped (quitting)
+        self.batcher = batch.Batcher()
+        self.fleet.on_sample = self.batcher.add
         self.thread.start()
+        self.thread.call(self.batcher.start, self.thread.loop)
         # Fleet-wide scenario directors (fault storms, grid outages, offline waves) run
         # on the loop.
         self.thread.call(storms.start, self.fleet, self.profile.faults, self.fleet.rng)
@@ -243,29 +254,59 @@ class Bridge:
     # -- samples into Locust -----------------------------------------------------
 
     def _drain(self) -> None:
-        samples = self.fleet.samples
-        assert samples is not None
-        fire = self.env.events.request.fire
-        pop = samples.popleft
         while True:
-            while samples:
-                action, seconds, size, error = pop()
-                exc = None
-                connect = action == CONNECT
-                if error is not None:
-                    exc = self._failures.get(error)
-                    if exc is None:
-                        kind = ConnectFailure if connect else OcppFailure
-                        exc = self._failures[error] = kind(error)
-                fire(
-                    request_type=CONNECT_TYPE if connect else REQUEST_TYPE,
-                    name=action,
-                    response_time=seconds * 1000.0,
-                    response_length=size,
-                    exception=exc,
-                    context={},
-                )
+            self.drain()
             gevent.sleep(DRAIN_EVERY)
+
+    def drain(self) -> bool:
+        """Merge the batches handed over so far into Locust's statistics (per sample
+        when other listeners want every request event); True when the last batch
+        (:meth:`_last_batch`) was among them."""
+        self.batcher.raw = not batch.only_locust_stats(self.env.events.request._handlers)
+        ready = self.batcher.ready
+        last = False
+        while ready:
+            item = ready.popleft()
+            if item is None:
+                last = True
+            elif len(item) == 2:
+                when, batched = item
+                batch.merge(self.env.stats, when, batched, _method, self._exception)
+            else:
+                self._fire(*item)
+        return last
+
+    def _exception(self, action: str, error: str) -> Exception:
+        """One exception object per error text, as Locust's failures table groups them."""
+        exc = self._failures.get(error)
+        if exc is None:
+            kind = ConnectFailure if action == CONNECT else OcppFailure
+            exc = self._failures[error] = kind(error)
+        return exc
+
+    def _fire(self, action: str, seconds: float, size: int, error: str | None) -> None:
+        self.env.events.request.fire(
+            request_type=_method(action),
+            name=action,
+            response_time=seconds * 1000.0,
+            response_length=size,
+            exception=None if error is None else self._exception(action, error),
+            context={},
+        )
+
+    def _last_batch(self) -> None:
+        """The loop thread's open batch now, then the marker :meth:`drain` looks for;
+        wait for both (bounded), so the run's last exchanges are in the final stats."""
+        ready = self.batcher.ready
+
+        def hand_over() -> None:
+            self.batcher.hand_over()
+            ready.append(None)
+
+        self.thread.call(hand_over)
+        deadline = time.monotonic() + LAST_BATCH_WAIT
+        while not self.drain() and time.monotonic() < deadline:
+            gevent.sleep(0.02)
 
     # -- the end ---------------------------------------------------------------
 
@@ -281,8 +322,9 @@ class Bridge:
         deadline = (self.end_timeout or 0.0) + END_SLACK
         waited = 0.0
         while not done and waited < deadline:
-            gevent.sleep(DRAIN_EVERY)
-            waited += DRAIN_EVERY
+            gevent.sleep(END_POLL)
+            waited += END_POLL
+        self._last_batch()
 
     def _end_run(self, finished: Callable[[bool], None]) -> None:
         """On the loop thread: end every station, then save what survives."""
@@ -326,6 +368,10 @@ class Bridge:
         events.test_stop.remove_listener(self._on_test_stop)
         events.quitting.remove_listener(self._on_quitting)
         self._on_quitting()
+
+
+def _method(action: str) -> str:
+    return CONNECT_TYPE if action == CONNECT else REQUEST_TYPE
 
 
 def _int_or_none(value: Any) -> int | None:

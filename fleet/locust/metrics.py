@@ -341,10 +341,32 @@ def _generator(environment: Environment, stats: FleetStats) -> dict[str, Any]:
     """The generator's lag (:func:`lag_totals`) against ``--fleet-lag-threshold``, with
     the recent p99 and its warning once the monitor has looked."""
     out = lag_totals(stats, lag_threshold(environment))
+    workers = _worker_lags(environment)
+    if workers:
+        # The p99 over every worker's probes together hides one lagging worker among
+        # many calm ones: each worker's own, and the worst of them (issue 16).
+        out["workers"] = workers
+        p99s = [w["lag_p99_ms"] for w in workers.values() if w["lag_p99_ms"] is not None]
+        out["worst_worker_lag_p99_ms"] = max(p99s) if p99s else None
     watch = lag_watch(environment)
     if watch.recent_ms is not None:
         out["recent_lag_p99_ms"] = watch.recent_ms
         out["lag_warning"] = watch.above
+    return out
+
+
+def _worker_lags(environment: Environment) -> dict[str, dict[str, Any]]:
+    """On a master: each worker's loop and hub lag, from its latest report."""
+    aggregator = _aggregators.get(id(environment))
+    if aggregator is None or aggregator.env is not environment:
+        return {}
+    out = {}
+    for client_id, snap in list(aggregator.latest.items()):
+        lag = lag_totals(merge([snap]))
+        out[client_id] = {
+            key: lag[key]
+            for key in ("samples", "lag_p99_ms", "lag_max_ms", "hub_lag_p99_ms", "hub_lag_max_ms")
+        }
     return out
 
 

@@ -1,21 +1,26 @@
 """``ChargeProUser``: one Locust user is one Charge Pro station.
 
 Spawning a user brings a station online; stopping it takes the station offline
-with a clean websocket close. The user's greenlet is only the station's lifecycle
-handle: all OCPP traffic, timers and meter ticks run on the fleet's event loop
-(see bridge.py), and every station-initiated exchange is reported to Locust's
-statistics as request type ``OCPP`` named after its action.
+with a clean websocket close. All OCPP traffic, timers and meter ticks run on the
+fleet's event loop (see bridge.py), and every station-initiated exchange is reported
+to Locust's statistics as request type ``OCPP`` named after its action. The user has
+no running greenlet of its own (issue 16: one object per station): ``start`` adds the
+station at once and hands Locust an unstarted greenlet as the user's handle.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 import gevent
+from gevent import Greenlet
+from gevent.pool import Group
 from locust import User, events, task
 from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner
+from locust.user.users import LOCUST_STATE_WAITING
 
 from fleet.engine import limits
 from fleet.engine.security import SecurityConfigError
@@ -97,18 +102,58 @@ class ChargeProUser(User):
         self.identity = ""
         self.bridge: bridge.Bridge | None = None
 
+    def start(self, group: Group) -> Greenlet:
+        """Add the station now and give Locust a greenlet that never runs.
+
+        Locust counts, dispatches and stops users through their greenlets in the
+        runner's group (``greenlet.args[0]`` is the user), so the user needs one; a
+        running greenlet per station only slept and cost ~8 KB of memory. An unstarted
+        one is enough: Locust kills it to stop the user (:meth:`stop`). A station that
+        cannot start (no station number from the master) leaves no user behind, as
+        when ``on_start`` raised in a user's greenlet.
+
+        Locust spawns a worker's users in one loop without yielding; a worker that is
+        given thousands at once (a master re-dispatching a missing worker's users) would
+        hold the hub for seconds and miss its own heartbeats: each start yields first."""
+        gevent.sleep(0)
+        try:
+            self.on_start()
+        except Exception:
+            logging.getLogger("fleet.locust").exception("a station could not start")
+            # args[0]: how the runner finds the user; this one runs once and ends.
+            handle = group.spawn(_handle, self)
+        else:
+            handle = Greenlet(_handle, self)
+            group.add(handle)
+            self._state = LOCUST_STATE_WAITING  # what Locust stops with a kill
+        self._greenlet = handle
+        self._group = group
+        return handle
+
+    def stop(self, force: bool = False) -> bool:
+        """Take the station offline, then let Locust kill the handle (immediately:
+        there is no task to finish)."""
+        self.on_stop()
+        return bool(super().stop(force=True))
+
+    @task
+    def hold(self) -> None:
+        """Never runs (:meth:`start` never starts the greenlet); Locust warns at each test
+        start about a user class without a task ("instantiating it will fail!")."""
+        gevent.sleep(3600)
+
     def on_start(self) -> None:
         url = csms_host.of(self.environment)
         self.bridge = bridge.Bridge.get(self.environment)
         self.identity = self.bridge.next_identity()
         self.bridge.add_station(self.identity, url)
 
-    @task
-    def hold(self) -> None:
-        """The station lives on the event loop; the greenlet just keeps it alive."""
-        gevent.sleep(3600)
-
     def on_stop(self) -> None:
-        # On the fleet it started on (the next run may bring another).
+        # On the fleet it started on (the next run may bring another); once.
         if self.identity and self.bridge is not None:
             self.bridge.remove_station(self.identity)
+            self.identity = ""
+
+
+def _handle(*_: Any) -> None:
+    """The body of a user's handle greenlet (never started while the user runs)."""

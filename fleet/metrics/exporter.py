@@ -213,7 +213,7 @@ def fleet_families(s: FleetStats) -> Iterator[Metric]:
     )
     yield from _lag_families(
         "fleet_hub_lag",
-        "How late the gevent hub woke a greenlet sleeping 20 ms in each Locust process: "
+        "How late the gevent hub ran a periodic probe timer in each Locust process: "
         "the delay of Locust's own work (spawning, samples, heartbeats)",
         s.hub_lag,
         s.hub_lag_max,

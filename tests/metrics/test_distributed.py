@@ -180,6 +180,12 @@ def test_fleet_totals_on_the_master_are_the_sum(cluster: dict[str, object]) -> N
     assert totals["transactions_active"] == 0
     assert totals["callerrors"] == {} and totals["timeouts"] == 0
     assert totals["transaction_messages_dropped"] == 0 and totals["schema_violations"] == 0
+    # Each worker's own loop lag beside the fleet-wide one, and the worst of them.
+    generator = totals["generator"]
+    assert isinstance(generator, dict)
+    workers = generator["workers"]
+    assert len(workers) == 2 and all(w["samples"] > 0 for w in workers.values()), workers
+    assert generator["worst_worker_lag_p99_ms"] == max(w["lag_p99_ms"] for w in workers.values())
 
 
 def test_messages_by_action_are_what_the_csms_received(cluster: dict[str, object]) -> None:

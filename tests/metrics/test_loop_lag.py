@@ -285,7 +285,7 @@ def test_a_real_run_reports_its_lag(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     summary = json.loads(out.read_text())
     generator = summary["generator"]
-    assert generator["lag_samples"] >= 50  # 50 probes a second for about 4 s
+    assert generator["lag_samples"] >= 20  # 10 probes a second (LAG_PERIOD) for about 4 s
     assert 0 <= generator["lag_p99_ms"] <= 1000
     assert generator["lag_max_ms"] >= 0
     assert summary["latency_suspect"] is False
