@@ -349,22 +349,26 @@ def test_verdict_names_the_slo_without_data() -> None:
     assert "NO DATA" in slo_mod.table(results)
 
 
-def test_a_signal_ends_the_search_with_128_plus_the_signal(tmp_path: Path) -> None:
-    """Ctrl-C during a search: the Locust child stops, no traceback, exit 130 (issue 14)."""
+@pytest.mark.parametrize("when", ["starting", "after a step"])
+def test_a_signal_ends_the_search_with_128_plus_the_signal(tmp_path: Path, when: str) -> None:
+    """Ctrl-C during a search: the Locust child stops, no traceback, exit 130, and the
+    steps measured before it are still printed (issue 14)."""
     profile = tmp_path / "heartbeats.yaml"
     profile.write_text(PROFILE)
-    err_path = tmp_path / "stderr.txt"
-    with err_path.open("wb") as err:
+    err_path, out_path = tmp_path / "stderr.txt", tmp_path / "stdout.txt"
+    with err_path.open("wb") as err, out_path.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fleet", "capacity", "--profile", str(profile),
              "--slo", "error_rate < 1%", "--start", "5", "--step", "5", "--max", "20",
-             "--hold", "20s", "--spawn-rate", "20", "--seed", "1"],
-            stdout=subprocess.DEVNULL, stderr=err,
+             "--hold", "6s", "--spawn-rate", "20", "--seed", "1"],
+            stdout=out, stderr=err,
         )  # fmt: skip
     try:
         wait_until(
             lambda: psutil.Process(proc.pid).children(recursive=True), 60.0, "the Locust child"
         )
+        if when == "after a step":
+            wait_until(lambda: "capacity step 5 stations" in err_path.read_text(), 90.0, "a step")
         tree = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
@@ -375,3 +379,5 @@ def test_a_signal_ends_the_search_with_128_plus_the_signal(tmp_path: Path) -> No
     assert "Traceback" not in text, text[-2000:]
     assert "interrupted" in text, text[-2000:]
     assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    if when == "after a step":
+        assert re.search(r"^\s*5\b", out_path.read_text(), re.M), out_path.read_text()

@@ -34,9 +34,10 @@ def locust_command(
     no_validate: bool,
     tls: TlsSettings,
 ) -> list[str]:
-    """``python -m locust`` with the fleet's locustfile and the options every run has."""
+    """``python -m fleet.locust`` (Locust's command line) with the fleet's locustfile and
+    the options every run has."""
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", url,
+        sys.executable, "-m", "fleet.locust", "-f", str(LOCUSTFILE), "--host", url,
         "--fleet-profile", str(profile.path), "--fleet-station-prefix", station_prefix,
         "--users", str(users), "--spawn-rate", str(spawn_rate),
     ]  # fmt: skip

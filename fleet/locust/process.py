@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import time
 
 import gevent
@@ -32,6 +33,10 @@ from locust import argument_parser
 
 
 def setup() -> None:
+    # Locust is up: Ctrl-C is its KeyboardInterrupt again (see fleet/locust/__main__.py),
+    # SIGTERM its own handler (installed after init) or, until then, the default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     native_logging_locks()
     if not hasattr(argument_parser.default_args_dict, "cache_info"):
         argument_parser.default_args_dict = functools.cache(argument_parser.default_args_dict)
