@@ -50,6 +50,12 @@ def wait_until(check: Callable[[], Any], timeout: float = 5.0, what: str = "") -
         time.sleep(0.1)
 
 
+def master_waiting(log: Path, master: subprocess.Popen[Any]) -> Callable[[], bool]:
+    """For a wait: a Locust master started with ``--expect-workers`` logged that it waits
+    for its workers (or it ended, which the caller then reports)."""
+    return lambda: "Waiting for workers" in log.read_text() or master.poll() is not None
+
+
 def assert_profile_error(tmp_path: Path, body: str, line: int, field: str, needle: str) -> None:
     """Loading a profile with ``body`` fails in one line: ``file:line: field: message``
     where the message matches ``needle``."""

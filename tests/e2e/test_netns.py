@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_until
+from support import master_waiting, wait_until
 
 from fleet.csms.ledger import JournaledLedger
 
@@ -169,15 +169,7 @@ def test_master_two_workers_and_the_csms_on_four_hosts(tmp_path: Path, hosts: Ho
             logs / "master.log", tmp_path,
         )  # fmt: skip
         procs.append(master)
-        _wait(
-            lambda: (
-                "Waiting for workers" in (logs / "master.log").read_text()
-                or master.poll() is not None
-            ),
-            30,
-            "the master to start",
-            logs,
-        )
+        _wait(master_waiting(logs / "master.log", master), 30, "the master to start", logs)
         workers = []
         for name in ("w1", "w2"):
             worker = hosts.popen(

@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 import pytest
+from support import master_waiting
 
 from fleet.csms.server import CsmsThread
 from fleet.locust.numbers import NumberPool
@@ -143,14 +144,7 @@ def test_master_and_two_workers(tmp_path: Path, csms: CsmsThread, free_port: int
             stdout=master_log, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=tmp_path,
         )  # fmt: skip
         procs.append(master)
-        _wait(
-            lambda: (
-                "Waiting for workers" in (logs / "master.log").read_text()
-                or master.poll() is not None
-            ),
-            30,
-            "the master to start",
-        )
+        _wait(master_waiting(logs / "master.log", master), 30, "the master to start")
         assert master.poll() is None, (logs / "master.log").read_text()[-3000:]
         # The profile and its trace exist only where the master read them: workers on
         # other hosts get them from the master.
