@@ -38,6 +38,7 @@ from fleet.engine.security import (
 )
 from fleet.model.messages import Reason
 from fleet.model.records import NullObserver, Reboot, Reconnect, Standalone
+from fleet.model.rng import Rng, StationRandom
 from fleet.model.station import CSMS_ACTIONS, Station
 from fleet.protocol import errors
 from fleet.protocol.errors import OcppError
@@ -218,7 +219,7 @@ class StationLink:
         url: str,
         *,
         ssl_context: ssl.SSLContext | None = None,
-        rng: random.Random | None = None,
+        rng: Rng | None = None,
         local_ip: str | None = None,
     ) -> None:
         self.fleet = fleet
@@ -233,7 +234,7 @@ class StationLink:
         self._base_url = base[:255]
         station.config.set_internal("SupervisionUrl", self._base_url)
         self.ssl_context = ssl_context
-        self.rng = rng or random.Random()
+        self.rng = rng or StationRandom()
         self.rpc = RpcEndpoint(
             CSMS_ACTIONS,
             # Model seconds: scaled so a compressed clock still waits the real seconds.

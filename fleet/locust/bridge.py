@@ -208,7 +208,8 @@ class Bridge:
             station.reboot_seconds = profile.reboot_seconds
             station.reset_close_delay = profile.reset_close_delay
             station.reject_number_phases = profile.reject_number_phases
-            station.enabled_faults = profile.faults.enabled if profile.faults else frozenset()
+            if profile.faults:
+                station.enabled_faults = profile.faults.enabled
             network.configure(station, profile.network)
             saved = self.store.load(identity) if self.store is not None else None
             if saved is not None:
