@@ -29,11 +29,10 @@ from fleet.engine.security import TlsSettings
 from fleet.engine.state_store import StateStore
 from fleet.locust import batch, current, distributed, misbehave
 from fleet.metrics.stats import FleetStats
-from fleet.model.config import ConfigStore
-from fleet.model.records import BootInfo
 from fleet.model.station import Station
 from fleet.scenarios import behaviour, network, power, storms
 from fleet.scenarios.profile import Profile
+from fleet.scenarios.stations import StationBuilder
 
 log = logging.getLogger("fleet.locust")
 
@@ -81,6 +80,7 @@ class Bridge:
         seed = _int_or_none(getattr(opts, "fleet_seed", None))
         compression = _float_or_none(getattr(opts, "fleet_time_compression", None))
         self.time_compression = compression or self.profile.time_compression
+        self.builder = StationBuilder(self.profile)
         # Knobs for the fleet-wide directors (offline waves, fault storms): None keeps
         # the profile's value. The directors read them from here.
         self.overrides: dict[str, float | None] = {
@@ -197,19 +197,7 @@ class Bridge:
                 parked.rebooted(self.fleet.now())
                 self.fleet.add(parked, url, behaviour.factory(profile, number=number))
                 return
-            model, firmware, config = profile.station_setup(number or 1)
-            station = Station(
-                identity,
-                self.fleet.now(),
-                config=ConfigStore(config),
-                ev=profile.pick_ev(self.fleet.rng),
-                boot_info=BootInfo(model=model, serial=identity[-25:], firmware=firmware),
-            )
-            station.reboot_seconds = profile.reboot_seconds
-            station.reset_close_delay = profile.reset_close_delay
-            station.reject_number_phases = profile.reject_number_phases
-            station.enabled_faults = profile.faults.enabled if profile.faults else frozenset()
-            network.configure(station, profile.network)
+            station = self.builder.build(identity, number, self.fleet.now(), self.fleet.rng)
             saved = self.store.load(identity) if self.store is not None else None
             if saved is not None:
                 # The same unit as in the last run: its memory as it was, power returns.

@@ -3,7 +3,8 @@
 The key table follows the guide's "Parameters" section (standard OCPP 1.6 keys and the
 vendor keys). Values are validated and parsed once, when written, so the hot path (meter
 ticks, heartbeats) reads typed values with a dict lookup. A store keeps only the values
-that differ from the defaults: thousands of stations share one table.
+that differ from its defaults: thousands of stations share one table, and the stations
+of one profile share its overrides too (:class:`ConfigDefaults`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "KEYS",
     "Access",
     "ChangeStatus",
+    "ConfigDefaults",
     "ConfigError",
     "ConfigStore",
     "KeySpec",
@@ -457,18 +459,51 @@ _DEFAULTS: dict[str, str] = {spec.name: spec.default for spec in _TABLE}
 # -- the store ----------------------------------------------------------------------------
 
 
+class ConfigDefaults:
+    """The defaults a station's store starts from: the key table's, with ``overrides``
+    (a profile's ``station.config``) validated once and shared, read-only, by every
+    store made with it. A store copies nothing from it: a station keeps only what
+    changes on that station later (copy on write), so a profile's overrides cost the
+    same for 1 or 100,000 stations (issue 16)."""
+
+    __slots__ = ("_parsed", "_values", "overrides")
+
+    def __init__(self, overrides: Mapping[str, str | int | bool | float] | None = None) -> None:
+        scratch = ConfigStore(overrides)
+        self.overrides: dict[str, str] = scratch.snapshot()
+        """The canonical values that differ from the key table's defaults."""
+        self._values: dict[str, str] = {**_DEFAULTS, **self.overrides}
+        self._parsed: dict[str, Parsed] = {**_DEFAULT_PARSED, **scratch._parsed}
+        for name, text in self.overrides.items():
+            if KEYS[name].kind == "str":
+                self._parsed[name] = text
+
+
+_NOTHING: dict[str, Parsed] = {}  # a store's parsed values before its first non-string one
+
+
 class ConfigStore:
     """One station's configuration.
 
-    Holds only what differs from the defaults (canonical strings and parsed values), so an
-    idle store costs two empty dicts.
+    Holds only what differs from its :class:`ConfigDefaults` (canonical strings; parsed
+    values of the keys that are not strings), so an idle store costs a small dict.
     """
 
-    __slots__ = ("_listeners", "_parsed", "_values")
+    __slots__ = ("_base", "_base_parsed", "_listeners", "_parsed", "_values")
 
-    def __init__(self, overrides: Mapping[str, str | int | bool | float] | None = None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, str | int | bool | float] | None = None,
+        *,
+        defaults: ConfigDefaults | None = None,
+    ) -> None:
+        """``overrides`` are validated and kept in this store; ``defaults`` (shared)
+        are where it starts from: the key table's when None."""
+        base = defaults if defaults is not None else _FACTORY
+        self._base = base._values
+        self._base_parsed = base._parsed
         self._values: dict[str, str] = {}
-        self._parsed: dict[str, Parsed] = {}
+        self._parsed = _NOTHING
         self._listeners: list[Callable[[str, str], None]] | None = None
         if overrides:
             self._load(overrides, "config override")
@@ -481,22 +516,26 @@ class ConfigStore:
         return store
 
     def snapshot(self) -> dict[str, str]:
-        """The values that differ from the defaults, enough for restore().
+        """The values that differ from the key table's defaults (its ConfigDefaults'
+        overrides too), enough for restore().
 
         It includes AuthorizationKey when set: keep it out of logs.
         """
-        return dict(self._values)
+        if self._base is _DEFAULTS:
+            return dict(self._values)
+        current = self._base | self._values
+        return {name: text for name, text in current.items() if text != _DEFAULTS[name]}
 
     # ---- hot-path reads
 
     def get(self, name: str) -> str:
         value = self._values.get(name)
-        return _DEFAULTS[name] if value is None else value
+        return self._base[name] if value is None else value
 
     def get_int(self, name: str) -> int:
         value = self._parsed.get(name)
         if value is None:
-            value = _DEFAULT_PARSED[name]
+            value = self._base_parsed[name]
         if type(value) is not int:
             raise TypeError(f"config key {name!r} is not an integer key")
         return value
@@ -504,7 +543,7 @@ class ConfigStore:
     def get_bool(self, name: str) -> bool:
         value = self._parsed.get(name)
         if value is None:
-            value = _DEFAULT_PARSED[name]
+            value = self._base_parsed[name]
         if type(value) is not bool:
             raise TypeError(f"config key {name!r} is not a boolean key")
         return value
@@ -512,7 +551,7 @@ class ConfigStore:
     def get_list(self, name: str) -> tuple[str, ...]:
         value = self._parsed.get(name)
         if value is None:
-            value = _DEFAULT_PARSED[name]
+            value = self._base_parsed[name]
         if not isinstance(value, tuple):
             raise TypeError(f"config key {name!r} is not a list key")
         return value
@@ -625,12 +664,19 @@ class ConfigStore:
         return {"key": name, "readonly": access is Access.RO, "value": self.get(name)}
 
     def _store(self, name: str, text: str, parsed: Parsed) -> None:
-        if text == _DEFAULTS[name]:
+        if text == self._base[name]:
             self._values.pop(name, None)
             self._parsed.pop(name, None)
-        else:
-            self._values[name] = text
-            self._parsed[name] = parsed
+            return
+        self._values[name] = text
+        if type(parsed) is str:
+            # A string key's parsed value is its text: get() reads it from _values, and
+            # the typed getters refuse the key whatever its value.
+            self._parsed.pop(name, None)
+            return
+        if self._parsed is _NOTHING:
+            self._parsed = {}
+        self._parsed[name] = parsed
 
     def _notify(self, name: str, text: str) -> None:
         if self._listeners:
@@ -668,6 +714,12 @@ class ConfigStore:
                         f"{origin} {culprit!r}: {dependent} has {count} items but "
                         f"{cap} is {self.get_int(cap)}"
                     )
+
+
+_FACTORY = object.__new__(ConfigDefaults)
+_FACTORY.overrides = {}
+_FACTORY._values = _DEFAULTS
+_FACTORY._parsed = _DEFAULT_PARSED
 
 
 def _to_text(value: object) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fleet.model.messages import StationRequest
 from fleet.model.records import Transaction, as_json
@@ -94,11 +94,29 @@ def _named(msg: Outgoing) -> Outgoing:
     return msg
 
 
+_EMPTY: tuple[Outgoing, ...] = ()
+
+
 class Outbox:
-    """The ordered queue of CALLs to send and the one in flight."""
+    """The ordered queue of CALLs to send and the one in flight.
+
+    An empty queue is a shared empty tuple, a deque only while something waits: a deque
+    allocates a block of 64 slots up front (~0.7 KB), and a station's queue is empty
+    nearly all the time, online (issue 16: memory per station)."""
+
+    __slots__ = (
+        "_on_drop",
+        "_queue",
+        "dropped",
+        "inflight",
+        "limit",
+        "offline_delivered",
+        "transaction_messages_queued",
+        "transaction_resends",
+    )
 
     def __init__(self, on_drop: Callable[[str], None]) -> None:
-        self._queue: deque[Outgoing] = deque()
+        self._queue: deque[Outgoing] | tuple[Outgoing, ...] = _EMPTY
         self.inflight: Outgoing | None = None
         self._on_drop = on_drop
         self.limit = DEFAULT_QUEUE_LIMIT
@@ -116,11 +134,34 @@ class Outbox:
     def __iter__(self) -> Iterator[Outgoing]:
         return iter(self._queue)
 
+    def _deque(self) -> deque[Outgoing]:
+        """The queue, to add to."""
+        queue = self._queue
+        if isinstance(queue, deque):
+            return queue
+        self._queue = made = deque(queue)
+        return made
+
+    def _take(self, i: int = 0) -> Outgoing:
+        """Remove and return the ``i``-th message (it exists, so the queue is a deque)."""
+        queue = cast(deque[Outgoing], self._queue)
+        if i == 0:
+            msg = queue.popleft()
+        else:
+            msg = queue[i]
+            del queue[i]
+        if not queue:
+            self._queue = _EMPTY
+        return msg
+
+    def _keep(self, messages: list[Outgoing]) -> None:
+        self._queue = deque(messages) if messages else _EMPTY
+
     # -- in -------------------------------------------------------------------------
 
     def append(self, msg: Outgoing) -> None:
         """Queue a message that is not transaction-related (or a triggered snapshot)."""
-        self._queue.append(msg)
+        self._deque().append(msg)
 
     def append_transaction(self, msg: Outgoing, online: bool) -> None:
         """Append a StartTransaction, MeterValues or StopTransaction, in order. At
@@ -130,13 +171,11 @@ class Outbox:
         dropped, and a Start or Stop is queued anyway. Every drop is counted."""
         msg.offline = not online
         self.transaction_messages_queued += 1
-        queue = self._queue
-        if self.limit > 0 and len(queue) >= self.limit:
+        if self.limit > 0 and len(self._queue) >= self.limit:
             victim: Outgoing | None = None
-            for i, m in enumerate(queue):
+            for i, m in enumerate(self._queue):
                 if m.action == "MeterValues" and is_transaction_message(m):
-                    victim = m
-                    del queue[i]
+                    victim = self._take(i)
                     break
             if victim is None and msg.action == "MeterValues":
                 victim = msg
@@ -144,7 +183,7 @@ class Outbox:
                 self._dropped(victim)
                 if victim is msg:
                     return
-        queue.append(msg)
+        self._deque().append(msg)
 
     # -- out ------------------------------------------------------------------------
 
@@ -170,9 +209,10 @@ class Outbox:
                 if not tx.start_abandoned:
                     return None  # its StartTransaction is still unanswered: wait for the id
                 # The StartTransaction was given up on; nothing can name the transaction.
-                self._dropped(queue.popleft())
+                self._dropped(self._take())
+                queue = self._queue
                 continue
-            return _named(queue.popleft())
+            return _named(self._take())
         return None
 
     def pop_triggered(self) -> Outgoing | None:
@@ -180,8 +220,7 @@ class Outbox:
         kind a station whose boot is Pending sends); not yet in flight."""
         for i, msg in enumerate(self._queue):
             if msg.triggered:
-                del self._queue[i]
-                return _named(msg)
+                return _named(self._take(i))
         return None
 
     def has_triggered(self) -> bool:
@@ -216,12 +255,12 @@ class Outbox:
         msg.timed_out = timeout
         if timeout:
             msg.not_before = now + interval
-            self._queue.appendleft(msg)
+            self._deque().appendleft(msg)
             return
         msg.failures += 1
         if msg.failures < max(1, attempts):
             msg.not_before = now + interval * msg.failures
-            self._queue.appendleft(msg)
+            self._deque().appendleft(msg)
             return
         self._dropped(msg)
         if msg.action == "StartTransaction" and msg.transaction is not None:
@@ -235,7 +274,7 @@ class Outbox:
         disconnect stays (marked offline); returns everything that was pending."""
         inflight, self.inflight = self.inflight, None
         pending = ([inflight] if inflight is not None else []) + list(self._queue)
-        self._queue = deque(m for m in pending if survives_disconnect(m))
+        self._keep([m for m in pending if survives_disconnect(m)])
         for m in self._queue:
             m.offline = True
         return pending
@@ -250,7 +289,7 @@ class Outbox:
     def reboot(self) -> None:
         """Power is back: only what survives a disconnect is still queued (a
         transaction message still in flight goes back first)."""
-        self._queue = deque(self.durable_messages())
+        self._keep(self.durable_messages())
         self.inflight = None
 
     # -- introspection --------------------------------------------------------------
@@ -265,7 +304,8 @@ class Outbox:
 
     def restore(self, messages: list[Outgoing]) -> None:
         """Queue ``messages`` (from a station's durable state) ahead of anything queued."""
-        self._queue.extendleft(reversed(messages))
+        if messages:
+            self._deque().extendleft(reversed(messages))
 
     @property
     def backlog(self) -> int:

@@ -10,7 +10,6 @@ type checker shows every feature that could use it.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar, cast
 
@@ -32,7 +31,15 @@ from fleet.model.messages import (
 )
 from fleet.model.meter import EvModel, Meter
 from fleet.model.outbox import Outbox, Outgoing
-from fleet.model.records import BootInfo, Driver, Effect, JsonDict, Observer, Transaction
+from fleet.model.records import (
+    BootInfo,
+    Driver,
+    Effect,
+    Effects,
+    JsonDict,
+    Observer,
+    Transaction,
+)
 from fleet.model.reservation import Reservation
 from fleet.model.smart_charging import Limits, SmartCharging
 
@@ -78,7 +85,7 @@ class StationPort(Protocol):
     transaction: Transaction | None
     driver: Driver
     outbox: Outbox
-    effects: deque[object]
+    effects: Effects
     auth: Authorization
     reservation: Reservation | None
     pending_tx_profile: dict[str, Any] | None

@@ -150,3 +150,15 @@ class Standalone:
 
 Effect = Reboot | Reconnect | Standalone
 """What the model asks of the engine; see ``Station.effects``."""
+
+
+class Effects(list[object]):
+    """The effects a station asks of the engine, in order (``Station.effects``; the
+    engine takes them with ``popleft``). A list, not a deque: a deque allocates a block
+    of 64 slots up front (~0.7 KB per station, issue 16), and effects are rare and come
+    one or two at a time."""
+
+    __slots__ = ()
+
+    def popleft(self) -> object:
+        return self.pop(0)

@@ -15,11 +15,11 @@ unplugs (``EVDisconnected``) and leaves; then the next arrival.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from fleet.model.meter import EvModel
+from fleet.model.rng import Rng, StationRandom
 from fleet.model.station import Station
 from fleet.scenarios import replay
 from fleet.scenarios.profile import Profile, Range
@@ -51,7 +51,7 @@ class Behaviour:
         link: Driven,
         profile: Profile,
         loop: asyncio.AbstractEventLoop,
-        rng: random.Random,
+        rng: Rng,
         *,
         clock: Clock | None = None,
         schedule: Iterator[replay.Session] | None = None,
@@ -246,14 +246,14 @@ class Behaviour:
 
 
 def schedule_for(
-    profile: Profile, number: int | None, identity: str, rng: random.Random
+    profile: Profile, number: int | None, identity: str, rng: Rng
 ) -> Iterator[replay.Session] | None:
     """The station's sessions from the profile's source; None for ``random``."""
     sessions = profile.sessions
     if sessions.source == "trace" and sessions.trace is not None:
         return iter(sessions.trace.for_station(number, identity))
     if sessions.source == "synthetic" and sessions.synthetic is not None:
-        return replay.generate(sessions.synthetic, random.Random(rng.getrandbits(64)))
+        return replay.generate(sessions.synthetic, StationRandom(rng.getrandbits(64)))
     return None
 
 
@@ -267,7 +267,7 @@ def factory(
     """
 
     def make(link: Any) -> Behaviour:
-        rng = random.Random(link.rng.getrandbits(64))
+        rng = StationRandom(link.rng.getrandbits(64))
         fleet = link.fleet
         schedule = schedule_for(profile, number, link.station.identity, rng)
         return Behaviour(

@@ -31,11 +31,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fleet.model.rng import Rng
 
 FIELDS = ("station", "arrival", "dwell", "energy_kwh", "ev", "id_tag")
 DAY = 86_400.0
@@ -88,7 +89,7 @@ class Dist:
     lo: float = 0.0
     hi: float = math.inf
 
-    def draw(self, rng: random.Random) -> float:
+    def draw(self, rng: Rng) -> float:
         if self.kind == "uniform":
             x = rng.uniform(self.a, self.b)
         else:
@@ -109,7 +110,7 @@ class Synthetic:
 
 
 def generate(
-    spec: Synthetic, rng: random.Random, start: float = 0.0, count: int | None = None
+    spec: Synthetic, rng: Rng, start: float = 0.0, count: int | None = None
 ) -> Iterator[Session]:
     """One station's sessions: a non-homogeneous Poisson process (thinning) over the
     hourly rates; arrivals while the station is occupied (the previous session's dwell

@@ -95,7 +95,9 @@ def test_offline_wave_loses_nothing_duplicates_nothing_and_keeps_order() -> None
         offline: dict[str, list[float]] = defaultdict(list)  # [down, up] per station
         for link in links:
             _record_link_changes(link, offline)
-        wave = network.Wave(at=0, duration=5, share=0.4, mode="drop", charging_only=True)
+        # 7 s: a session restarted 1 s into the wave samples offline 5 s later, whatever
+        # the reconnect backoff's jitter (a 5 s wave relied on the seed's draws).
+        wave = network.Wave(at=0, duration=7, share=0.4, mode="drop", charging_only=True)
         cut = network.fire(fleet, wave, random.Random(7))
         assert len(cut) == 8
         await until(lambda: fleet.stats.stations_connected == 12, 3, "the wave")

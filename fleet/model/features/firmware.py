@@ -398,7 +398,8 @@ class Transfers:
         self._diagnostics: _DiagnosticsJob | None = None
         self._firmware: _FirmwareJob | None = None
         self._next_job = 1
-        self._journal: deque[tuple[float, str]] = deque(maxlen=JOURNAL_LENGTH)
+        # Made at the first transfer event: most stations never log one (issue 16).
+        self._journal: deque[tuple[float, str]] | None = None
         self.last_diagnostics_status: str = IDLE
         """The last DiagnosticsStatusNotification sent (Idle: none yet)."""
         self.last_firmware_status: str = IDLE
@@ -589,6 +590,8 @@ class Transfers:
         return job_id
 
     def _log(self, now: float, text: str) -> None:
+        if self._journal is None:
+            self._journal = deque(maxlen=JOURNAL_LENGTH)
         self._journal.append((now, text))
 
     def _diagnostics_status(
@@ -662,7 +665,7 @@ class Transfers:
                 value = redact_url(value)
             lines.append(f"{entry['key']} = {value} ({access})")
         lines += ["", "[connectors]"]
-        events: list[tuple[float, str]] = list(self._journal)
+        events: list[tuple[float, str]] = list(self._journal or ())
         for conn in station.connectors:
             fault = conn.fault
             detail = (
