@@ -157,10 +157,6 @@ class Wakeups:
                     {"message": "station wake-up failed", "exception": exc}
                 )
 
-    def __len__(self) -> int:
-        """Stations waiting (the soak check counts them)."""
-        return sum(len(slot) for slot in self._slots.values())
-
 
 class _BlackHole:
     """A transport that swallows what is written: the network path is hung. Closing
