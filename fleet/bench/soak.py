@@ -111,7 +111,8 @@ def _loop_probe(fleet: Fleet) -> dict[str, int]:
     loop = fleet.loop
     timers = 0
     for link in fleet.links.values():
-        for handle in (link._timer, link._aux_timer, link._ping_timer, link._cut_timer):
+        timers += link._timer is not None  # a model wake-up waiting in fleet.wakeups
+        for handle in (link._aux_timer, link._ping_timer, link._cut_timer):
             if handle is not None and not handle.cancelled():
                 timers += 1
     scheduled = getattr(loop, "_scheduled", None)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleet.engine.limits import LOCAL_IPS_ENV, parse_local_ips
-from fleet.engine.link import StationLink
+from fleet.engine.link import StationLink, Wakeups
 from fleet.engine.security import Security, TlsSettings
 from fleet.engine.transfer import TransferRunner
 from fleet.metrics.stats import FleetStats
@@ -113,6 +113,7 @@ class Fleet:
         # built at the first connection that needs it and shared by all stations.
         self.security = Security(self.tls, ssl_context=ssl_context)
         self.links: dict[str, StationLink] = {}
+        self.wakeups = Wakeups(loop)  # every station's model wake-up (StationLink._set_timer)
         self.connect_grace = float(connect_grace)
         # Run-wide knobs from the command line / web UI for the scenario directors
         # (e.g. "offline_share", "fault_rate"); None or absent: the profile's value.

@@ -118,6 +118,47 @@ def _connect_error(reason: str, exc: BaseException | None) -> str:
     return f"{reason}: {detail}"
 
 
+class Wakeups:
+    """The model wake-ups of a fleet's stations, by loop time: one loop timer per time.
+
+    Wake-ups land on the TIMER_SLACK grid (StationLink._set_timer), so at any realistic
+    rate many stations wait for the same loop time. They wait in one slot (an ordered
+    set) under one loop timer instead of a timer each: arming is a dict insert, not a
+    TimerHandle (a Python object, a libuv timer in the heap, a context copy), and a
+    re-arm or cancel is a dict delete, not a cancelled handle left to close. The slot's
+    stations run in the order they were armed, as their own timers would have."""
+
+    __slots__ = ("_loop", "_slots")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._slots: dict[float, dict[StationLink, None]] = {}
+
+    def arm(self, link: StationLink, at: float) -> dict[StationLink, None]:
+        """``link`` wakes at loop time ``at``; returns the slot it waits in (a cancel
+        deletes it from there)."""
+        slot = self._slots.get(at)
+        if slot is None:
+            slot = self._slots[at] = {}
+            self._loop.call_at(at, self._due, at)
+        slot[link] = None
+        return slot
+
+    def _due(self, at: float) -> None:
+        slot = self._slots.pop(at)
+        # A copy: a station's step may cancel another's wake-up in this slot.
+        for link in tuple(slot):
+            if link._timer is not slot:
+                continue
+            link._timer = None
+            try:
+                link._pump()
+            except Exception as exc:  # one station's bug must not skip the others
+                self._loop.call_exception_handler(
+                    {"message": "station wake-up failed", "exception": exc}
+                )
+
+
 class _BlackHole:
     """A transport that swallows what is written: the network path is hung. Closing
     or aborting it does so to the real transport underneath."""
@@ -193,6 +234,7 @@ class LinkOwner(Protocol):
     clock_offset: float
     t0: float
     connect_grace: float
+    wakeups: Wakeups
 
     def now(self) -> float: ...
 
@@ -297,7 +339,8 @@ class StationLink:
         self.wire: _Wire | None = None
         self.transport: asyncio.Transport | None = None
         self.behaviour: Any = None
-        self._timer: asyncio.TimerHandle | None = None
+        # The model's next wake-up: the shared slot it waits in (Wakeups) and its time.
+        self._timer: dict[StationLink, None] | None = None
         self._timer_at = 0.0
         self._aux_timer: asyncio.TimerHandle | None = None  # connect/handshake/backoff
         self._ping_timer: asyncio.TimerHandle | None = None
@@ -461,10 +504,11 @@ class StationLink:
         )
 
     def _cancel_timers(self) -> None:
-        for handle in (self._timer, self._aux_timer, self._ping_timer):
+        self._set_timer(None)
+        for handle in (self._aux_timer, self._ping_timer):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._aux_timer = self._ping_timer = None
+        self._aux_timer = self._ping_timer = None
 
     # -- connecting ------------------------------------------------------------
 
@@ -1211,10 +1255,10 @@ class StationLink:
             self._connect()
 
     def _set_timer(self, wake: float | None) -> None:
-        timer = self._timer
+        slot = self._timer
         if wake is None:
-            if timer is not None:
-                timer.cancel()
+            if slot is not None:
+                del slot[self]
                 self._timer = None
             return
         fleet = self.fleet
@@ -1228,18 +1272,14 @@ class StationLink:
         slack = TIMER_SLACK / fleet.time_compression  # in loop (real) seconds
         slacked = -(-loop_at // slack) * slack
         loop_at = slacked if slacked >= loop_at else slacked + slack  # never early
-        if timer is not None:
-            if self._timer_at == loop_at and not timer.cancelled():
+        if slot is not None:
+            if self._timer_at == loop_at:
                 return
             # Earlier or later, re-arm: an earlier one left in place (the RPC deadline of
             # a CALL answered since) would wake the station for nothing (issue 7).
-            timer.cancel()
+            del slot[self]
         self._timer_at = loop_at
-        self._timer = fleet.loop.call_at(loop_at, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._pump()
+        self._timer = fleet.wakeups.arm(self, loop_at)
 
     # -- hardware events from scenarios -----------------------------------------
 

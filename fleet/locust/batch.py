@@ -29,6 +29,8 @@ from typing import Any
 import locust.stats
 from locust.stats import RequestStats, StatsEntry, StatsError
 
+from fleet.engine.loop import on_grid
+
 HAND_OVER_EVERY = 0.5
 """Seconds between two batches handed over by the loop thread."""
 
@@ -97,13 +99,14 @@ class Batcher:
             self._open = {}
 
     def start(self, loop: Any, every: float = HAND_OVER_EVERY) -> None:
-        """On the loop thread: hand over every ``every`` seconds."""
+        """On the loop thread: hand over every ``every`` seconds (on the stations'
+        wake-up grid, so in a wake-up the loop has anyway: see on_grid)."""
 
         def tick() -> None:
             self.hand_over()
-            self._handle = loop.call_later(every, tick)
+            self._handle = loop.call_at(on_grid(loop, every), tick)
 
-        self._handle = loop.call_later(every, tick)
+        self._handle = loop.call_at(on_grid(loop, every), tick)
 
     def stop(self) -> None:
         if self._handle is not None:

@@ -392,3 +392,43 @@ def test_the_lag_threshold_is_the_users(tmp_path: Path) -> None:
     assert summary["generator"]["lag_threshold_ms"] == 1000.0
     assert summary["generator"]["lag_p99_ms"] > 50  # it did lag
     assert summary["latency_suspect"] is False
+
+
+class _GridLoop:
+    """A loop clock and the timers asked of it (when, callback)."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+        self.timers: list[tuple[float, object]] = []
+
+    def time(self) -> float:
+        return self.t
+
+    def call_at(self, when: float, fn: object) -> None:
+        self.timers.append((when, fn))
+
+    def call_later(self, delay: float, fn: object) -> None:
+        self.call_at(self.t + delay, fn)
+
+
+def _on_the_grid(at: float) -> bool:
+    from fleet.engine.link import TIMER_SLACK
+
+    steps = at / TIMER_SLACK
+    return abs(steps - round(steps)) < 1e-6
+
+
+@pytest.mark.parametrize("now", [1000.0, 1000.0123, 1000.049, 73.97, 0.001])
+def test_own_timers_share_the_stations_wakeups(now: float) -> None:
+    """The process's own timers (Locust's batches: on_grid) land on the stations'
+    wake-up grid, about their period on, never in the past: they run in
+    wake-ups the stations have anyway."""
+    from fleet.engine.link import TIMER_SLACK
+    from fleet.engine.loop import on_grid
+
+    for delay in (0.1, 0.5, 0.0):
+        at = on_grid(_GridLoop(now), delay)  # type: ignore[arg-type]
+        assert _on_the_grid(at) and at > now
+        assert abs(at - (now + delay)) <= TIMER_SLACK + 1e-9
+        if delay:
+            assert abs(at - (now + delay)) <= TIMER_SLACK / 2 + 1e-9

@@ -140,3 +140,65 @@ def test_ev_is_full_at_its_target_soc() -> None:
     ev.soc = 0.8
     assert ev.full
     assert EvModel(soc=1.0).full
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [
+        # Within one second, the next, back in time (a clock set back), a jump of years.
+        [0.0, 0.25, 0.999, 1.0, 1.001, 0.5, 86_400 * 400 + 0.042, 59.9999],
+        [12.5, 12.5, 13.0, 12.999, 3_600.0],
+    ],
+)
+def test_timestamps_are_the_second_and_millisecond_of_each_time(seconds: list[float]) -> None:
+    """iso8601 keeps the text of the last second it formatted: each timestamp must still
+    be its own second's, whatever order the times come in."""
+    from datetime import UTC, datetime
+
+    from fleet.model.records import iso8601
+
+    for offset in seconds:
+        now = T0 + offset
+        whole = int(now)
+        expected = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        assert iso8601(now) == f"{expected}.{int((now - whole) * 1000):03d}Z"
+
+
+def test_sampled_values_follow_the_measurands_asked_for_each_time() -> None:
+    """Each MeterValuesSampledData list gives its own values, in its order, whichever
+    list came before (meter_value keeps a plan per list)."""
+    from types import SimpleNamespace
+
+    from fleet.model.features.metering import ENERGY, meter_value
+
+    meter = Meter(12_345.6, T0)
+    meter.offered = 32.0
+    meter.currents = (16.0, 8.0, 0.0)
+    st = SimpleNamespace(meter=meter)
+
+    def sample(*measurands: str) -> list[tuple[str, str | None, str, str]]:
+        value = meter_value(st, T0 + 1.5, "Sample.Periodic", measurands)  # type: ignore[arg-type]
+        assert value["timestamp"].endswith(".500Z")
+        return [
+            (s["measurand"], s.get("phase"), s["value"], s["unit"]) for s in value["sampledValue"]
+        ]
+
+    all_of_them = [
+        (ENERGY, None, "12345", "Wh"),
+        ("Current.Import", "L1", "16.0", "A"),
+        ("Current.Import", "L2", "8.0", "A"),
+        ("Current.Import", "L3", "0.0", "A"),
+        ("Current.Offered", None, "32.0", "A"),
+    ]
+    assert sample(ENERGY, "Current.Import", "Current.Offered") == all_of_them
+    assert sample("Current.Offered", "Current.Import.L2") == [
+        ("Current.Offered", None, "32.0", "A"),
+        ("Current.Import", "L2", "8.0", "A"),
+    ]
+    assert sample("Current.Import.L3", ENERGY) == [
+        ("Current.Import", "L3", "0.0", "A"),
+        (ENERGY, None, "12345", "Wh"),
+    ]
+    assert sample() == []
+    meter.energy_wh = 20_000.9
+    assert sample(ENERGY, "Current.Import", "Current.Offered")[0] == (ENERGY, None, "20000", "Wh")

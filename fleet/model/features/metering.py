@@ -68,13 +68,50 @@ _PHASES: dict[str, tuple[Phase, ...]] = {
 }
 
 
+_ENERGY, _OFFERED, _CURRENT = range(3)
+_Plan = tuple[tuple[int, int, "Phase | None"], ...]
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+"""MeterValuesSampledData (as configured) -> what to sample, in order: (kind, line
+index, phase) per sampled value. A fleet has a handful of distinct lists, and a sample
+then costs no string matching (meter_value runs at every sample of every station)."""
+
+
+def _plan(measurands: tuple[str, ...]) -> _Plan:
+    plan: list[tuple[int, int, Phase | None]] = []
+    for measurand in measurands:
+        if measurand == ENERGY:
+            plan.append((_ENERGY, 0, None))
+        elif measurand == "Current.Offered":
+            plan.append((_OFFERED, 0, None))
+        elif measurand.startswith("Current.Import"):
+            for phase in _PHASES.get(measurand, ()):
+                plan.append((_CURRENT, int(phase[1]) - 1, phase))
+    _PLANS[measurands] = done = tuple(plan)
+    return done
+
+
 def meter_value(
     st: StationPort, now: float, context: ReadingContext, measurands: tuple[str, ...]
 ) -> MeterValue:
     m = st.meter
+    plan = _PLANS.get(measurands)
+    if plan is None:
+        plan = _plan(measurands)
     sampled: list[SampledValue] = []
-    for measurand in measurands:
-        if measurand == ENERGY:
+    for kind, line, phase in plan:
+        if kind == _CURRENT:
+            assert phase is not None
+            sampled.append(
+                {
+                    "value": f"{m.currents[line]:.1f}",
+                    "context": context,
+                    "measurand": "Current.Import",
+                    "phase": phase,
+                    "location": "Outlet",
+                    "unit": "A",
+                }
+            )
+        elif kind == _ENERGY:
             sampled.append(
                 {
                     "value": str(int(m.energy_wh)),
@@ -84,7 +121,7 @@ def meter_value(
                     "unit": "Wh",
                 }
             )
-        elif measurand == "Current.Offered":
+        else:
             sampled.append(
                 {
                     "value": f"{m.offered:.1f}",
@@ -94,16 +131,4 @@ def meter_value(
                     "unit": "A",
                 }
             )
-        elif measurand.startswith("Current.Import"):
-            for phase in _PHASES.get(measurand, ()):
-                sampled.append(
-                    {
-                        "value": f"{m.currents[int(phase[1]) - 1]:.1f}",
-                        "context": context,
-                        "measurand": "Current.Import",
-                        "phase": phase,
-                        "location": "Outlet",
-                        "unit": "A",
-                    }
-                )
     return {"timestamp": iso8601(now), "sampledValue": sampled}
