@@ -562,24 +562,20 @@ class StationLink:
             return
         self.wire = wire = _Wire(self)
         try:
-            if self.local_ip is None:
-                await loop.create_connection(
-                    lambda: wire,
-                    uri.host,
-                    uri.port,
-                    ssl=context,
-                    server_hostname=uri.host if context is not None else None,
-                    ssl_handshake_timeout=timeout if context is not None else None,
-                )
-            else:  # from a --local-ips address (see connect_from: not local_addr)
-                sock = await connect_from(loop, self.local_ip, uri.host, uri.port)
-                await loop.create_connection(
-                    lambda: wire,
-                    sock=sock,
-                    ssl=context,
-                    server_hostname=uri.host if context is not None else None,
-                    ssl_handshake_timeout=timeout if context is not None else None,
-                )
+            # From a --local-ips address: a socket connected by connect_from (not
+            # local_addr, which binds to port 0 first).
+            where: dict[str, Any] = (
+                {"host": uri.host, "port": uri.port}
+                if self.local_ip is None
+                else {"sock": await connect_from(loop, self.local_ip, uri.host, uri.port)}
+            )
+            await loop.create_connection(
+                lambda: wire,
+                **where,
+                ssl=context,
+                server_hostname=uri.host if context is not None else None,
+                ssl_handshake_timeout=timeout if context is not None else None,
+            )
         except ssl.SSLError as exc:
             if self.wire is wire:  # not an attempt given up on already (timeout, stop)
                 self._tls_failed(exc)
